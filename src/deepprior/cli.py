@@ -1,0 +1,537 @@
+"""The ``deepprior`` command: every task of the paper from the shell.
+
+Each subcommand reads its inputs, checks everything that can be checked
+before any work starts (so bad input costs nothing and writes nothing), runs
+the engine, then writes the outputs atomically. Problems the user can fix
+end with one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from deepprior import __version__
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """A problem with the user's input, reported as one line and exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line (no usage dump) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+# ----------------------------------------------------------------- arguments
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _scale(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be >= 2, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _gaussian_spec(text: str) -> float:
+    prefix = "gaussian:"
+    if not text.startswith(prefix):
+        raise argparse.ArgumentTypeError(f"expected gaussian:SIGMA, got {text!r}")
+    value = _non_negative_float(text[len(prefix):])
+    if value == 0:
+        raise argparse.ArgumentTypeError("blur sigma must be > 0")
+    return value
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("run options")
+    group.add_argument("--preset", help="recipe name (see 'deepprior presets'); each task has its default")
+    group.add_argument("--iterations", type=_positive_int, metavar="N", help="number of steps (default: the preset's)")
+    group.add_argument("--seed", type=int, metavar="N", help="random seed, for reproducible runs (default: random)")
+    group.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    group.add_argument("--ground-truth", metavar="GT", help="clean image: PSNR is printed and recorded (never used to fit)")
+    group.add_argument("--record", metavar="JSON", help="write the run's record (parameters, history, timings) as JSON")
+    group.add_argument("--report", metavar="DIR", help="write a comparison figure and loss / PSNR curves into DIR")
+    group.add_argument("--snapshots", metavar="DIR", help="save the current estimate into DIR every --every steps")
+    group.add_argument("--every", type=_positive_int, default=100, metavar="N", help="snapshot interval (default 100)")
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
+    return common
+
+
+EXAMPLES = {
+    "denoise": "deepprior denoise noisy.png -o clean.png --sigma 25",
+    "superres": "deepprior superres small.png -o large.png --scale 4",
+    "inpaint": "deepprior inpaint photo.png --mask mask.png -o filled.png   (mask: white = known)",
+    "deblur": "deepprior deblur blurry.png -o sharp.png --kernel gaussian:1.6",
+    "dejpeg": "deepprior dejpeg blocky.jpg -o clean.png",
+    "flash": "deepprior flash --flash f.jpg --no-flash nf.jpg -o out.png",
+    "degrade": "deepprior degrade clean.png -o noisy.png --noise 25 --seed 0",
+    "demo": "deepprior demo -o demo.png",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="deepprior", description="Restore images with the Deep Image Prior: no training data, "
+                     "no pretrained weights, one image at a time.")
+    parser.add_argument("--version", action="version", version=f"deepprior {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    common = _common_options()
+
+    def task(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text,
+                           epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        return p
+
+    p = task("denoise", "Remove noise from an image.")
+    p.add_argument("input", help="the noisy image")
+    p.add_argument("-o", "--output", required=True, help="where to write the result")
+    p.add_argument("--sigma", type=_non_negative_float, help="noise level on the 0-255 scale; 40 or more picks 'denoise-50'")
+
+    p = task("superres", "Upscale an image by an integer factor.")
+    p.add_argument("input", help="the low-resolution image")
+    p.add_argument("-o", "--output", required=True, help="where to write the result")
+    p.add_argument("--scale", type=_scale, required=True, help="upscaling factor (2 or more)")
+    p.add_argument("--kernel", default="lanczos2", help="downsampling model: lanczos2 (paper), lanczos3, bicubic, box, gauss")
+
+    p = task("inpaint", "Fill in the damaged or missing parts of an image.")
+    p.add_argument("input", help="the damaged image")
+    p.add_argument("--mask", required=True, help="mask image of the same size: white = known, black = to fill")
+    p.add_argument("-o", "--output", required=True, help="where to write the result")
+
+    p = task("deblur", "Remove a known blur.")
+    p.add_argument("input", help="the blurred image")
+    p.add_argument("-o", "--output", required=True, help="where to write the result")
+    p.add_argument("--kernel", required=True, help="gaussian:SIGMA, or a kernel file (.npy or a grey image)")
+
+    p = task("dejpeg", "Remove JPEG blocking and ringing.")
+    p.add_argument("input", help="the JPEG-damaged image")
+    p.add_argument("-o", "--output", required=True, help="where to write the result")
+
+    p = task("flash", "Combine a flash / no-flash pair: no-flash lighting, flash detail.")
+    p.add_argument("--flash", required=True, help="the photo taken with flash")
+    p.add_argument("--no-flash", required=True, help="the photo taken without flash")
+    p.add_argument("-o", "--output", required=True, help="where to write the result")
+
+    p = sub.add_parser("degrade", help="Make a test input from a clean image.", description="Make a test input from a "
+                       "clean image: noise, Lanczos downscaling, random pixel drop or blur.",
+                       epilog=f"example:\n  {EXAMPLES['degrade']}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", help="the clean image")
+    p.add_argument("-o", "--output", required=True, help="where to write the degraded image")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--noise", type=_non_negative_float, metavar="SIGMA", help="Gaussian noise, sigma on the 0-255 scale")
+    how.add_argument("--downscale", type=_scale, metavar="S", help="shrink by S with Lanczos (as the SR benchmarks)")
+    how.add_argument("--drop", type=_probability, metavar="P", help="zero each pixel with probability P")
+    how.add_argument("--blur", type=_gaussian_spec, metavar="gaussian:SIGMA", help="Gaussian blur")
+    p.add_argument("--mask-out", metavar="M", help="with --drop: also write the mask (white = kept)")
+    p.add_argument("--seed", type=int, metavar="N", help="random seed")
+
+    sub.add_parser("presets", help="List the presets and what each reproduces.")
+
+    p = sub.add_parser("demo", help="Denoise a small image shipped with scikit-image and write a before / after figure.",
+                       epilog=f"example:\n  {EXAMPLES['demo']}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-o", "--output", default="deepprior-demo.png", help="comparison figure (default deepprior-demo.png)")
+    p.add_argument("--iterations", type=_positive_int, default=250, metavar="N", help="steps (default 250)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+# ------------------------------------------------------------------- helpers
+def _read(path: str, what: str = "input") -> Any:
+    from deepprior.imageio import read_image
+
+    if path is None:
+        raise CLIError(f"no {what} image given")
+    return read_image(path)
+
+
+def _check_folder(path: str | None, what: str) -> None:
+    if path is None:
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise CLIError(f"{what} folder '{os.path.dirname(path) or '.'}' does not exist")
+
+
+def _check_dir_target(path: str | None, what: str) -> None:
+    if path is None:
+        return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CLIError(f"{what} '{path}' exists and is not a folder")
+    _check_folder(os.path.join(path, "x"), what) if os.path.isdir(path) else _check_folder(path.rstrip("/\\"), what)
+
+
+def _match_channels(pixels: np.ndarray, channels: int, what: str) -> np.ndarray:
+    if pixels.shape[2] == channels:
+        return pixels
+    if pixels.shape[2] == 1 and channels == 3:
+        return np.repeat(pixels, 3, axis=2)
+    if pixels.shape[2] == 3 and channels == 1:
+        from skimage.color import rgb2gray
+
+        return rgb2gray(pixels)[..., None].astype(np.float32)
+    raise CLIError(f"{what} has {pixels.shape[2]} channels, expected {channels}")
+
+
+def _versions() -> dict[str, str]:
+    import PIL
+    import skimage
+    import torch
+
+    return {"deepprior": __version__, "torch": torch.__version__, "numpy": np.__version__, "pillow": PIL.__version__,
+            "scikit-image": skimage.__version__, "python": platform.python_version()}
+
+
+@dataclass
+class Job:
+    """Everything a restoration task needs, assembled from the arguments."""
+
+    task: str
+    preset: str
+    image: Any  # deepprior.imageio.Image: the corrupted input as read
+    measurement: np.ndarray
+    operator: Any
+    image_size: tuple[int, int]
+    inputs: list[str]
+    baseline: np.ndarray | None = None  # the corrupted input shown at the output size, for PSNR and figures
+    guide: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _denoise_job(args: argparse.Namespace) -> Job:
+    img = _read(args.input)
+    preset = args.preset or ("denoise-50" if args.sigma is not None and args.sigma >= 40 else "denoise")
+    return Job("denoise", preset, img, img.pixels, None, img.pixels.shape[:2], [args.input], baseline=img.pixels,
+               alpha=img.alpha, extra={"sigma": args.sigma})
+
+
+def _dejpeg_job(args: argparse.Namespace) -> Job:
+    img = _read(args.input)
+    return Job("dejpeg", args.preset or "dejpeg", img, img.pixels, None, img.pixels.shape[:2], [args.input],
+               baseline=img.pixels, alpha=img.alpha)
+
+
+def _upscale(pixels: np.ndarray, scale: int, resample: int) -> np.ndarray:
+    from PIL import Image as PILImage
+
+    h, w = pixels.shape[:2]
+    planes = [np.asarray(PILImage.fromarray(pixels[..., c].astype(np.float32), mode="F").resize((w * scale, h * scale), resample))
+              for c in range(pixels.shape[2])]
+    return np.clip(np.stack(planes, axis=-1), 0, 1).astype(np.float32)
+
+
+def _superres_job(args: argparse.Namespace) -> Job:
+    from PIL import Image as PILImage
+
+    from deepprior.operators import RESAMPLING_KERNELS, Downsample
+
+    if args.kernel not in RESAMPLING_KERNELS:
+        raise CLIError(f"unknown kernel {args.kernel!r} (use {', '.join(RESAMPLING_KERNELS)})")
+    img = _read(args.input)
+    h, w = img.pixels.shape[:2]
+    alpha = None
+    if img.alpha is not None:
+        scale_alpha = PILImage.fromarray(img.alpha).resize((w * args.scale, h * args.scale), PILImage.BICUBIC)
+        alpha = np.asarray(scale_alpha).astype(img.alpha.dtype)
+    preset = args.preset or ("superres-x8" if args.scale >= 8 else "superres")
+    return Job("superres", preset, img, img.pixels, Downsample(args.scale, args.kernel), (h * args.scale, w * args.scale),
+               [args.input], baseline=_upscale(img.pixels, args.scale, PILImage.BICUBIC), alpha=alpha,
+               extra={"scale": args.scale, "kernel": args.kernel})
+
+
+def _inpaint_job(args: argparse.Namespace) -> Job:
+    from deepprior.operators import Mask
+
+    img = _read(args.input)
+    mask_img = _read(args.mask, "mask")
+    if mask_img.pixels.shape[:2] != img.pixels.shape[:2]:
+        mh, mw = mask_img.pixels.shape[:2]
+        raise CLIError(f"mask '{args.mask}' is {mw}x{mh} but the image is {img.width}x{img.height}")
+    mask = (mask_img.pixels.mean(axis=2) > 0.5).astype(np.float32)
+    if mask.min() == 1.0:
+        raise CLIError(f"mask '{args.mask}' is all white: there is nothing to fill")
+    if mask.max() == 0.0:
+        raise CLIError(f"mask '{args.mask}' is all black: no pixel is known (white = known)")
+    return Job("inpaint", args.preset or "inpaint-text", img, img.pixels, Mask(mask), img.pixels.shape[:2],
+               [args.input, args.mask], baseline=img.pixels * mask[..., None], alpha=img.alpha,
+               extra={"known_fraction": float(mask.mean())})
+
+
+def _read_kernel(spec: str) -> tuple[Any, str]:
+    from deepprior.operators import Blur
+
+    if spec.startswith("gaussian:"):
+        try:
+            sigma = _gaussian_spec(spec)
+        except argparse.ArgumentTypeError as exc:
+            raise CLIError(f"--kernel: {exc}") from None
+        return Blur.gaussian(sigma), spec
+    if not os.path.exists(spec):
+        raise CLIError(f"kernel '{spec}' does not exist (use gaussian:SIGMA or a .npy / image file)")
+    if spec.lower().endswith(".npy"):
+        try:
+            kernel = np.load(spec, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise CLIError(f"cannot read kernel '{spec}': {exc}") from None
+    else:
+        kernel = _read(spec, "kernel").pixels.mean(axis=2)
+    kernel = np.asarray(kernel, dtype=np.float32)
+    if kernel.ndim != 2 or kernel.size == 0 or (kernel < 0).any() or not kernel.sum() > 0:
+        raise CLIError(f"kernel '{spec}' must be a 2-D, non-negative array with a positive sum")
+    return Blur(kernel), spec
+
+
+def _deblur_job(args: argparse.Namespace) -> Job:
+    operator, spec = _read_kernel(args.kernel)
+    img = _read(args.input)
+    return Job("deblur", args.preset or "deblur", img, img.pixels, operator, img.pixels.shape[:2], [args.input],
+               baseline=img.pixels, alpha=img.alpha, extra={"kernel": spec})
+
+
+def _flash_job(args: argparse.Namespace) -> Job:
+    flash = _read(args.flash, "flash")
+    no_flash = _read(args.no_flash, "no-flash")
+    if flash.pixels.shape[:2] != no_flash.pixels.shape[:2]:
+        raise CLIError(f"flash image is {flash.width}x{flash.height} but the no-flash image is "
+                       f"{no_flash.width}x{no_flash.height}")
+    guide = _match_channels(flash.pixels, no_flash.pixels.shape[2], "flash image")
+    return Job("flash", args.preset or "flash", no_flash, no_flash.pixels, None, no_flash.pixels.shape[:2],
+               [args.flash, args.no_flash], baseline=no_flash.pixels, guide=guide, alpha=no_flash.alpha)
+
+
+JOBS: dict[str, Callable[[argparse.Namespace], Job]] = {
+    "denoise": _denoise_job,
+    "dejpeg": _dejpeg_job,
+    "superres": _superres_job,
+    "inpaint": _inpaint_job,
+    "deblur": _deblur_job,
+    "flash": _flash_job,
+}
+
+
+def _snapshot_callback(folder: str, every: int, bit_depth: int) -> Callable[[Any], None]:
+    from deepprior.imageio import from_tensor, write_image
+
+    def save_snapshot(state: Any) -> None:
+        if state.iteration % every == 0:
+            current = state.average if state.average is not None else state.output
+            write_image(os.path.join(folder, f"iteration_{state.iteration:06d}.png"), from_tensor(current.cpu()),
+                        bit_depth=bit_depth)
+
+    return save_snapshot
+
+
+def _run_task(args: argparse.Namespace) -> int:
+    from deepprior.engine import resolve_device, run
+    from deepprior.imageio import check_output_path, from_tensor, to_tensor, write_image, atomic_write_text
+    from deepprior.metrics import psnr
+    from deepprior.presets import get_preset
+
+    job = JOBS[args.command](args)
+    try:
+        preset = get_preset(job.preset)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if preset.input_kind == "image" and job.guide is None:
+        raise CLIError(f"preset {preset.name!r} needs a guidance image: use it with 'deepprior flash'")
+    check_output_path(args.output, *job.inputs, *([args.ground_truth] if args.ground_truth else []))
+    _check_folder(args.record, "record")
+    _check_dir_target(args.report, "report")
+    _check_dir_target(args.snapshots, "snapshots")
+    if args.record and os.path.abspath(args.record) in {os.path.abspath(p) for p in job.inputs}:
+        raise CLIError(f"record '{args.record}' would overwrite an input")
+    device = resolve_device(args.device)
+    channels = job.measurement.shape[2]
+    gt = None
+    if args.ground_truth:
+        gt_img = _read(args.ground_truth, "ground-truth")
+        if gt_img.pixels.shape[:2] != tuple(job.image_size):
+            gh, gw = gt_img.pixels.shape[:2]
+            raise CLIError(f"ground truth '{args.ground_truth}' is {gw}x{gh} but the output will be "
+                           f"{job.image_size[1]}x{job.image_size[0]}")
+        gt = _match_channels(gt_img.pixels, channels, "ground truth")
+    for folder in (args.report, args.snapshots):
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+    callbacks = [_snapshot_callback(args.snapshots, args.every, job.image.bit_depth)] if args.snapshots else []
+    result, net, seed = run(
+        to_tensor(job.measurement), job.operator, preset, image_size=job.image_size, channels=channels,
+        iterations=args.iterations, seed=args.seed, device=device, ground_truth=to_tensor(gt) if gt is not None else None,
+        guide=to_tensor(job.guide) if job.guide is not None else None, callbacks=callbacks,
+        progress=not args.quiet,
+        description=f"{job.task} ({preset.name})",
+    )
+    restored = from_tensor(result.output.cpu())
+    write_image(args.output, restored, bit_depth=job.image.bit_depth, alpha=job.alpha)
+    final_psnr = psnr(gt, restored) if gt is not None else None
+    input_psnr = psnr(gt, job.baseline) if gt is not None and job.baseline is not None else None
+    if args.record:
+        record = {
+            "task": job.task, "preset": preset.name, "seed": seed, "device": str(device),
+            "inputs": job.inputs, "output": args.output, "ground_truth": args.ground_truth,
+            "image_size": {"height": job.image_size[0], "width": job.image_size[1], "channels": channels},
+            "parameters": result.parameters, "iterations_run": result.iterations_run,
+            "stop_iteration": result.stop_iteration, "stop_reason": result.stop_reason,
+            "seconds": round(result.seconds, 3), "backtracks": result.backtracks,
+            "psnr": final_psnr, "input_psnr": input_psnr, "options": job.extra,
+            "history": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()} for row in result.history],
+            "versions": _versions(),
+        }
+        atomic_write_text(args.record, json.dumps(record, indent=1, allow_nan=False if final_psnr != float("inf") else True) + "\n")
+    if args.report:
+        from deepprior.report import comparison_figure, curves_figure
+
+        panels = [("input", job.measurement if job.task != "superres" else job.measurement)]
+        if job.guide is not None:
+            panels.insert(0, ("flash (network input)", job.guide))
+        title = "restored" + (f" {final_psnr:.2f} dB" if final_psnr is not None else "")
+        if input_psnr is not None:
+            panels[-1] = (f"input {input_psnr:.2f} dB", panels[-1][1])
+        panels.append((title, restored))
+        if gt is not None:
+            panels.append(("ground truth", gt))
+        comparison_figure(os.path.join(args.report, "comparison.png"), panels)
+        curves_figure(os.path.join(args.report, "curves.png"), result.history, stop_iteration=result.stop_iteration,
+                      stop_reason=result.stop_reason)
+    if not args.quiet:
+        h, w = job.image_size
+        line = (f"wrote {args.output} ({w}x{h}): {job.task} with preset '{preset.name}', {result.iterations_run} "
+                f"iterations in {result.seconds:.1f} s on {device} (stop: {result.stop_reason}, seed {seed})")
+        if final_psnr is not None:
+            line += f"; PSNR {final_psnr:.2f} dB (input {input_psnr:.2f} dB)"
+        print(line)
+    return 0
+
+
+def _degrade(args: argparse.Namespace) -> int:
+    from PIL import Image as PILImage
+
+    from deepprior import degrade
+    from deepprior.imageio import check_output_path, write_image
+
+    img = _read(args.input)
+    outputs = [args.output] + ([args.mask_out] if args.mask_out else [])
+    if args.mask_out and args.drop is None:
+        raise CLIError("--mask-out only goes with --drop")
+    for out in outputs:
+        check_output_path(out, args.input)
+    if args.mask_out and os.path.abspath(args.mask_out) == os.path.abspath(args.output):
+        raise CLIError("--mask-out and -o name the same file")
+    alpha = img.alpha
+    mask = None
+    if args.noise is not None:
+        pixels = degrade.add_noise(img.pixels, args.noise / 255, seed=args.seed)
+    elif args.downscale is not None:
+        pixels = degrade.downscale(img.pixels, args.downscale)
+        if alpha is not None:
+            h, w = pixels.shape[:2]
+            cropped = alpha[: h * args.downscale, : w * args.downscale]
+            alpha = np.asarray(PILImage.fromarray(cropped).resize((w, h), PILImage.LANCZOS)).astype(alpha.dtype)
+    elif args.drop is not None:
+        pixels, mask = degrade.drop_pixels(img.pixels, args.drop, seed=args.seed)
+    else:
+        pixels = degrade.blur(img.pixels, args.blur)
+    write_image(args.output, pixels, bit_depth=img.bit_depth, alpha=alpha)
+    if mask is not None and args.mask_out:
+        write_image(args.mask_out, mask[..., None])
+    return 0
+
+
+def _presets(_: argparse.Namespace) -> int:
+    from deepprior.presets import PRESETS
+
+    width = max(len(name) for name in PRESETS)
+    for preset in PRESETS.values():
+        print(f"{preset.name:<{width}}  [{preset.task}] {preset.summary}")
+        print(f"{'':<{width}}  reproduces: {preset.reproduces}; {preset.fit.iterations} steps, lr {preset.fit.lr:g}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from skimage import data
+
+    from deepprior.api import denoise
+    from deepprior.degrade import add_noise, center_crop
+    from deepprior.imageio import check_output_path
+    from deepprior.metrics import psnr
+    from deepprior.report import comparison_figure
+
+    check_output_path(args.output)
+    clean = center_crop(data.astronaut().astype(np.float32) / 255, 224, 224)[::2, ::2][:96, 8:104]
+    noisy = add_noise(clean, 25 / 255, seed=0)
+    if not args.quiet:
+        print(f"denoising a 96x96 crop of scikit-image's astronaut (noise sigma 25) for {args.iterations} steps ...")
+    restored, result = denoise(noisy, sigma=25 / 255, iterations=args.iterations, seed=0, device=args.device,
+                               progress=not args.quiet, return_result=True)
+    p_in, p_out = psnr(clean, noisy), psnr(clean, restored)
+    comparison_figure(args.output, [(f"noisy, {p_in:.2f} dB", noisy), (f"deepprior, {p_out:.2f} dB", restored),
+                                    ("clean", clean)])
+    if not args.quiet:
+        print(f"wrote {args.output}: PSNR {p_in:.2f} dB -> {p_out:.2f} dB in {result.seconds:.1f} s")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``deepprior`` command; returns the exit code."""
+    from deepprior.imageio import ImageError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {"degrade": _degrade, "presets": _presets,
+                                                                 "demo": _demo}
+    handler = handlers.get(args.command, _run_task)
+    try:
+        return handler(args)
+    except (CLIError, ImageError, ValueError) as exc:
+        message = " ".join(str(exc).split())
+        print(f"deepprior {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"deepprior {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

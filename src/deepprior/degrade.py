@@ -1,0 +1,82 @@
+"""Make corrupted test inputs from a clean image, the way the paper's
+experiments do: additive Gaussian noise clipped to [0, 1], Lanczos
+downscaling with Pillow, random pixel drop, Gaussian blur.
+
+All functions take and return ``(H, W, C)`` float arrays in [0, 1].
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+
+from deepprior.imageio import from_tensor, to_tensor
+from deepprior.operators import Blur, bernoulli_mask
+
+__all__ = ["add_noise", "downscale", "drop_pixels", "blur", "center_crop"]
+
+
+def add_noise(image: np.ndarray, sigma: float, *, seed: int | None = None) -> np.ndarray:
+    """Add white Gaussian noise of standard deviation ``sigma`` (on the [0, 1]
+    scale) and clip to [0, 1].
+
+    >>> add_noise(np.full((4, 4, 1), 0.5), 0.0).max()
+    0.5
+    """
+    if sigma < 0:
+        raise ValueError(f"noise sigma must be >= 0, got {sigma}")
+    rng = np.random.default_rng(seed)
+    return np.clip(image + rng.normal(0.0, sigma, image.shape), 0.0, 1.0).astype(np.float32)
+
+
+def downscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """Crop to a multiple of ``factor`` (top-left) and shrink by ``factor`` with
+    Pillow's Lanczos filter, as the super-resolution benchmarks do.
+
+    >>> downscale(np.zeros((10, 9, 3)), 4).shape
+    (2, 2, 3)
+    """
+    if int(factor) != factor or factor < 2:
+        raise ValueError(f"downscale factor must be an integer >= 2, got {factor}")
+    h, w = image.shape[0] // factor * factor, image.shape[1] // factor * factor
+    if h == 0 or w == 0:
+        raise ValueError(f"image of {image.shape[0]}x{image.shape[1]} is smaller than the factor {factor}")
+    channels = []
+    for c in range(image.shape[2]):
+        plane = PILImage.fromarray(image[:h, :w, c].astype(np.float32), mode="F")
+        channels.append(np.asarray(plane.resize((w // factor, h // factor), PILImage.LANCZOS)))
+    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+def drop_pixels(image: np.ndarray, drop: float, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Zero each pixel (all channels) independently with probability ``drop``;
+    returns the damaged image and the mask (1 = kept).
+
+    >>> img, mask = drop_pixels(np.ones((2, 2, 3)), 0.0)
+    >>> float(img.min()), mask.shape
+    (1.0, (2, 2))
+    """
+    if not 0.0 <= drop < 1.0:
+        raise ValueError(f"drop probability must be in [0, 1), got {drop}")
+    mask = bernoulli_mask(image.shape[0], image.shape[1], 1.0 - drop, seed=seed)
+    return (image * mask[..., None]).astype(np.float32), mask
+
+
+def blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Blur with a Gaussian of ``sigma`` pixels, reflecting at the borders (the
+    same model as :class:`deepprior.operators.Blur`)."""
+    with torch.no_grad():
+        return from_tensor(Blur.gaussian(sigma)(to_tensor(image)))
+
+
+def center_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The centred ``height x width`` crop.
+
+    >>> center_crop(np.zeros((10, 10, 3)), 4, 6).shape
+    (4, 6, 3)
+    """
+    top = (image.shape[0] - height) // 2
+    left = (image.shape[1] - width) // 2
+    if top < 0 or left < 0:
+        raise ValueError(f"cannot crop {height}x{width} from {image.shape[0]}x{image.shape[1]}")
+    return image[top : top + height, left : left + width]

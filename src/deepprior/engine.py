@@ -1,0 +1,153 @@
+"""One engine under every interface: from a measurement, an operator and a
+preset to a fitted result.
+
+It builds the generator and its input, pads the network's canvas up to the
+size multiple the generator needs (the operator and metrics only ever see the
+image-sized crop, so any size works and no pixel is lost), and runs
+:func:`deepprior.fitting.fit`.
+"""
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from deepprior.fitting import FitResult, fit
+from deepprior.fitting.result import IterationState
+from deepprior.nets import Generator, build_net, meshgrid_input, noise_input
+from deepprior.presets import Preset
+
+__all__ = ["resolve_device", "run", "canvas_frame"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then Apple MPS, then the CPU; other names are checked."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r} (use auto, cpu, cuda, cuda:N or mps)") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but no CUDA GPU is available")
+    if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' asked for, but Apple MPS is not available")
+    return chosen
+
+
+def canvas_frame(height: int, width: int, multiple: int) -> tuple[int, int, tuple[int, int, int, int]]:
+    """Canvas size rounded up to ``multiple`` and the centred frame of the image in it.
+
+    The canvas is at least ``2 * multiple`` on each side, so the coarsest
+    scale of an encoder-decoder still has more than one pixel (batch norm
+    needs that).
+
+    >>> canvas_frame(37, 53, 32)
+    (64, 64, (13, 5, 37, 53))
+    >>> canvas_frame(96, 20, 32)
+    (96, 64, (0, 22, 96, 20))
+    """
+    ch = max(math.ceil(height / multiple), 2) * multiple
+    cw = max(math.ceil(width / multiple), 2) * multiple
+    return ch, cw, ((ch - height) // 2, (cw - width) // 2, height, width)
+
+
+def _network_input(
+    preset: Preset, net: Generator, canvas: tuple[int, int], guide: torch.Tensor | None, generator: torch.Generator
+) -> torch.Tensor:
+    ch, cw = canvas
+    if preset.input_kind == "noise":
+        d = net.input_downscale
+        return noise_input(net.in_channels, ch // d, cw // d, scale=preset.input_scale, generator=generator)
+    if preset.input_kind == "meshgrid":
+        return meshgrid_input(ch, cw)
+    if preset.input_kind == "image":
+        if guide is None:
+            raise ValueError(f"preset {preset.name!r} needs a guidance image as network input")
+        h, w = guide.shape[-2:]
+        top, left = (ch - h) // 2, (cw - w) // 2
+        pads = (left, cw - w - left, top, ch - h - top)
+        mode = "reflect" if all(p < s for p, s in zip(pads, (w, w, h, h))) else "replicate"
+        return nn.functional.pad(guide, pads, mode=mode)
+    raise ValueError(f"unknown network input {preset.input_kind!r} (use noise, meshgrid or image)")
+
+
+def run(
+    measurement: torch.Tensor,
+    operator: nn.Module | Callable[[torch.Tensor], torch.Tensor] | None,
+    preset: Preset,
+    *,
+    image_size: tuple[int, int],
+    channels: int | None = None,
+    iterations: int | None = None,
+    seed: int | None = None,
+    device: str | torch.device = "auto",
+    ground_truth: torch.Tensor | None = None,
+    guide: torch.Tensor | None = None,
+    callbacks: Sequence[Callable[[IterationState], object]] = (),
+    progress: bool = False,
+    description: str | None = None,
+) -> tuple[FitResult, Generator, int]:
+    """Fit ``preset``'s generator to ``measurement`` through ``operator``.
+
+    Parameters
+    ----------
+    measurement : ``(1, C, h, w)`` corrupted image in [0, 1].
+    operator : forward model mapping a ``(1, C, H, W)`` image to the measurement's shape.
+    preset : the recipe.
+    image_size : ``(H, W)`` of the image to reconstruct (the measurement's size
+        times the scale for super-resolution).
+    channels : channels of the reconstruction (default: the measurement's).
+    iterations : override the preset's iteration budget.
+    seed : makes the run reproducible on the CPU; drawn at random when ``None``.
+    guide : the network input image for ``input_kind="image"`` presets.
+
+    Returns
+    -------
+    (result, net, seed) : the fit result, the trained generator, and the seed used.
+    """
+    dev = resolve_device(device)
+    preset = preset.with_iterations(iterations)
+    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    torch.manual_seed(seed)
+    out_channels = channels or measurement.shape[1]
+    if preset.input_kind == "meshgrid":
+        in_channels = 2
+    elif preset.input_kind == "image":
+        if guide is None:
+            raise ValueError(f"preset {preset.name!r} needs a guidance image as network input")
+        in_channels = guide.shape[1]
+    else:
+        in_channels = preset.input_channels
+    if preset.net == "deep_decoder":
+        in_channels = dict(preset.net_options).get("channels", 64)
+    net = build_net(preset.net, in_channels, out_channels, **dict(preset.net_options))
+    height, width = image_size
+    ch, cw, frame = canvas_frame(height, width, net.size_multiple)
+    generator = torch.Generator().manual_seed(seed)
+    z = _network_input(preset, net, (ch, cw), guide, generator).to(dev)
+    net = net.to(dev)
+    result = fit(
+        net,
+        z,
+        measurement.to(dev),
+        operator,
+        preset.fit,
+        frame=frame,
+        ground_truth=ground_truth,
+        callbacks=callbacks,
+        generator=generator,
+        progress=progress,
+        description=description or preset.name,
+    )
+    return result, net, seed
