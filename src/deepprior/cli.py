@@ -73,6 +73,16 @@ def _probability(text: str) -> float:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {2**64 - 1}, got {value}")
+    return value
+
+
 def _gaussian_spec(text: str) -> float:
     prefix = "gaussian:"
     if not text.startswith(prefix):
@@ -88,7 +98,7 @@ def _common_options() -> argparse.ArgumentParser:
     group = common.add_argument_group("run options")
     group.add_argument("--preset", help="recipe name (see 'deepprior presets'); each task has its default")
     group.add_argument("--iterations", type=_positive_int, metavar="N", help="number of steps (default: the preset's)")
-    group.add_argument("--seed", type=int, metavar="N", help="random seed, for reproducible runs (default: random)")
+    group.add_argument("--seed", type=_seed, metavar="N", help="random seed, for reproducible runs (default: random)")
     group.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     group.add_argument("--ground-truth", metavar="GT", help="clean image: PSNR is printed and recorded (never used to fit)")
     group.add_argument("--record", metavar="JSON", help="write the run's record (parameters, history, timings) as JSON")
@@ -164,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--drop", type=_probability, metavar="P", help="zero each pixel with probability P")
     how.add_argument("--blur", type=_gaussian_spec, metavar="gaussian:SIGMA", help="Gaussian blur")
     p.add_argument("--mask-out", metavar="M", help="with --drop: also write the mask (white = kept)")
-    p.add_argument("--seed", type=int, metavar="N", help="random seed")
+    p.add_argument("--seed", type=_seed, metavar="N", help="random seed")
 
     sub.add_parser("presets", help="List the presets and what each reproduces.")
 
@@ -200,6 +210,18 @@ def _check_dir_target(path: str | None, what: str) -> None:
     if os.path.exists(path) and not os.path.isdir(path):
         raise CLIError(f"{what} '{path}' exists and is not a folder")
     _check_folder(os.path.join(path, "x"), what) if os.path.isdir(path) else _check_folder(path.rstrip("/\\"), what)
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_kernel_fits(blur: Any, height: int, width: int, what: str) -> None:
+    kh, kw = blur.kernel.shape[-2:]
+    if kh // 2 >= height or kw // 2 >= width:
+        raise CLIError(f"{what} ({kw}x{kh}) is too large for the {width}x{height} image")
 
 
 def _match_channels(pixels: np.ndarray, channels: int, what: str) -> np.ndarray:
@@ -318,15 +340,18 @@ def _read_kernel(spec: str) -> tuple[Any, str]:
     else:
         kernel = _read(spec, "kernel").pixels.mean(axis=2)
     kernel = np.asarray(kernel, dtype=np.float32)
-    if kernel.ndim != 2 or kernel.size == 0 or (kernel < 0).any() or not kernel.sum() > 0:
-        raise CLIError(f"kernel '{spec}' must be a 2-D, non-negative array with a positive sum")
+    if (kernel.ndim != 2 or kernel.size == 0 or not np.isfinite(kernel).all() or (kernel < 0).any()
+            or not kernel.sum() > 0):
+        raise CLIError(f"kernel '{spec}' must be a 2-D array of finite, non-negative values with a positive sum")
     return Blur(kernel), spec
 
 
 def _deblur_job(args: argparse.Namespace) -> Job:
     operator, spec = _read_kernel(args.kernel)
     img = _read(args.input)
-    return Job("deblur", args.preset or "deblur", img, img.pixels, operator, img.pixels.shape[:2], [args.input],
+    _check_kernel_fits(operator, img.height, img.width, f"blur kernel '{spec}'")
+    inputs = [args.input] + ([spec] if not spec.startswith("gaussian:") else [])
+    return Job("deblur", args.preset or "deblur", img, img.pixels, operator, img.pixels.shape[:2], inputs,
                baseline=img.pixels, alpha=img.alpha, extra={"kernel": spec})
 
 
@@ -380,8 +405,15 @@ def _run_task(args: argparse.Namespace) -> int:
     _check_folder(args.record, "record")
     _check_dir_target(args.report, "report")
     _check_dir_target(args.snapshots, "snapshots")
-    if args.record and os.path.abspath(args.record) in {os.path.abspath(p) for p in job.inputs}:
+    if args.record and os.path.isdir(args.record):
+        raise CLIError(f"record '{args.record}' is a folder")
+    if args.record and any(_same_file(args.record, p) for p in [*job.inputs, *filter(None, [args.ground_truth])]):
         raise CLIError(f"record '{args.record}' would overwrite an input")
+    if args.record and _same_file(args.record, args.output):
+        raise CLIError(f"record '{args.record}' and -o name the same file")
+    for what, folder in (("report", args.report), ("snapshots", args.snapshots)):
+        if folder and any(_same_file(folder, p) for p in filter(None, [args.output, args.record])):
+            raise CLIError(f"{what} folder '{folder}' is also the output or record file")
     device = resolve_device(args.device)
     channels = job.measurement.shape[2]
     gt = None
@@ -459,6 +491,10 @@ def _degrade(args: argparse.Namespace) -> int:
         check_output_path(out, args.input)
     if args.mask_out and os.path.abspath(args.mask_out) == os.path.abspath(args.output):
         raise CLIError("--mask-out and -o name the same file")
+    if args.blur is not None:
+        from deepprior.operators import Blur
+
+        _check_kernel_fits(Blur.gaussian(args.blur), img.height, img.width, f"--blur gaussian:{args.blur:g}")
     alpha = img.alpha
     mask = None
     if args.noise is not None:

@@ -20,7 +20,7 @@ def add_noise(image: np.ndarray, sigma: float, *, seed: int | None = None) -> np
     """Add white Gaussian noise of standard deviation ``sigma`` (on the [0, 1]
     scale) and clip to [0, 1].
 
-    >>> add_noise(np.full((4, 4, 1), 0.5), 0.0).max()
+    >>> float(add_noise(np.full((4, 4, 1), 0.5), 0.0).max())
     0.5
     """
     if sigma < 0:

@@ -45,20 +45,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return chosen
 
 
-def canvas_frame(height: int, width: int, multiple: int) -> tuple[int, int, tuple[int, int, int, int]]:
-    """Canvas size rounded up to ``multiple`` and the centred frame of the image in it.
-
-    The canvas is at least ``2 * multiple`` on each side, so the coarsest
-    scale of an encoder-decoder still has more than one pixel (batch norm
-    needs that).
+def canvas_frame(
+    height: int, width: int, multiple: int, min_size: int = 0
+) -> tuple[int, int, tuple[int, int, int, int]]:
+    """Canvas size rounded up to ``multiple`` (and at least ``min_size``), and
+    the centred frame of the image in it.
 
     >>> canvas_frame(37, 53, 32)
     (64, 64, (13, 5, 37, 53))
-    >>> canvas_frame(96, 20, 32)
+    >>> canvas_frame(96, 20, 32, min_size=64)
     (96, 64, (0, 22, 96, 20))
     """
-    ch = max(math.ceil(height / multiple), 2) * multiple
-    cw = max(math.ceil(width / multiple), 2) * multiple
+    ch = max(math.ceil(height / multiple) * multiple, min_size)
+    cw = max(math.ceil(width / multiple) * multiple, min_size)
     return ch, cw, ((ch - height) // 2, (cw - width) // 2, height, width)
 
 
@@ -133,7 +132,7 @@ def run(
         in_channels = dict(preset.net_options).get("channels", 64)
     net = build_net(preset.net, in_channels, out_channels, **dict(preset.net_options))
     height, width = image_size
-    ch, cw, frame = canvas_frame(height, width, net.size_multiple)
+    ch, cw, frame = canvas_frame(height, width, net.size_multiple, net.min_size)
     generator = torch.Generator().manual_seed(seed)
     z = _network_input(preset, net, (ch, cw), guide, generator).to(dev)
     net = net.to(dev)

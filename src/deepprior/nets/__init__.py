@@ -44,14 +44,20 @@ class Generator(nn.Module):
     input_downscale : the input is this many times smaller than the output
         (1 for the encoder-decoders; ``2 ** (layers - 1)`` for the Deep Decoder).
     in_channels : channels of the input.
+    min_size : smallest output side it can make: its coarsest scale needs
+        more than one pixel for batch norm, and more than the padding of its
+        widest filter for reflection padding.
     """
 
-    def __init__(self, body: nn.Module, *, in_channels: int, size_multiple: int, input_downscale: int = 1) -> None:
+    def __init__(
+        self, body: nn.Module, *, in_channels: int, size_multiple: int, input_downscale: int = 1, min_size: int = 0
+    ) -> None:
         super().__init__()
         self.body = body
         self.in_channels = in_channels
         self.size_multiple = size_multiple
         self.input_downscale = input_downscale
+        self.min_size = max(min_size, 2 * size_multiple)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.body(z)
@@ -77,7 +83,10 @@ def build_net(kind: str, in_channels: int, out_channels: int, **options: Any) ->
     if kind == "skip":
         body = skip(in_channels, out_channels, **options)
         depth = len(options.get("channels_down", (0,) * 5))
-        return Generator(body, in_channels=in_channels, size_multiple=2**depth)
+        filters = [options.get(key, 3) for key in ("filter_size_down", "filter_size_up")]
+        widest = max(max(f) if isinstance(f, (list, tuple)) else f for f in filters)
+        coarsest = max(2, widest // 2 + 1)
+        return Generator(body, in_channels=in_channels, size_multiple=2**depth, min_size=coarsest * 2**depth)
     if kind == "unet":
         body = unet(in_channels, out_channels, **options)
         return Generator(body, in_channels=in_channels, size_multiple=2 ** body.depth)

@@ -1,0 +1,96 @@
+"""Run every restoration task of the command line end to end on small crops of
+the shared evaluation images, and tabulate the PSNR of the corrupted input and
+of the result (from each run's --record JSON).
+
+    python bench/cli_tasks.py --data ../shared/data --size 64
+
+Resumable: tasks whose record already exists in --work are not run again.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from deepprior.degrade import center_crop
+from deepprior.imageio import read_image, write_image
+
+# task: (clean image under --data, degrade arguments, task arguments, iterations)
+TASKS = {
+    "denoise": ("set9/f16.png", ["--noise", "25"], [], 500),
+    "superres": ("set5/butterfly.png", ["--downscale", "4"], ["--scale", "4"], 1000),
+    "inpaint": ("set9/house.png", ["--drop", "0.5", "--mask-out", "{work}/inpaint_mask.png"],
+                ["--mask", "{work}/inpaint_mask.png"], 1000),
+    "deblur": ("set9/peppers.png", ["--blur", "gaussian:1.5"], ["--kernel", "gaussian:1.5"], 800),
+    "dejpeg": ("set9/lena.png", None, [], 800),
+    "flash": (None, None, [], 300),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--size", type=int, default=64, help="side of the centre crop (the high-resolution side for superres)")
+    parser.add_argument("--work", type=Path, default=Path("bench/results/cli_tasks"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/cli_tasks.json"))
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS))
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows = json.loads(args.out.read_text()) if args.out.exists() else {}
+    for task in args.tasks:
+        if task in rows:
+            continue
+        source, degrade_args, task_args, iterations = TASKS[task]
+        work = str(args.work)
+        corrupted = f"{work}/{task}_input.png"
+        common = ["--iterations", str(iterations), "--seed", "0", "--record", f"{work}/{task}.json", "-q"]
+        if task == "flash":
+            flash = center_crop(read_image(args.data / "dip/flash_no_flash/cave01_00_flash.jpg").pixels, args.size, args.size)
+            noflash = center_crop(read_image(args.data / "dip/flash_no_flash/cave01_01_noflash.jpg").pixels, args.size, args.size)
+            write_image(f"{work}/flash.png", flash)
+            write_image(f"{work}/noflash.png", noflash)
+            cmd = ["flash", "--flash", f"{work}/flash.png", "--no-flash", f"{work}/noflash.png"]
+            gt = None
+        else:
+            clean = center_crop(read_image(args.data / source).pixels, args.size, args.size)
+            gt = f"{work}/{task}_clean.png"
+            write_image(gt, clean)
+            if degrade_args is None:  # JPEG at quality 10
+                buffer = io.BytesIO()
+                Image.fromarray((clean * 255).round().astype(np.uint8)).save(buffer, format="JPEG", quality=10)
+                corrupted = f"{work}/{task}_input.jpg"
+                Path(corrupted).write_bytes(buffer.getvalue())
+            else:
+                subprocess.run(["deepprior", "degrade", gt, "-o", corrupted, "--seed", "0",
+                                *[a.format(work=work) for a in degrade_args]], check=True)
+            cmd = [task, corrupted]
+        cmd = ["deepprior", *cmd, "-o", f"{work}/{task}_output.png", *[a.format(work=work) for a in task_args], *common]
+        if gt:
+            cmd += ["--ground-truth", gt]
+        print("$", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+        record = json.loads(Path(f"{work}/{task}.json").read_text())
+        out_size = Image.open(f"{work}/{task}_output.png").size
+        rows[task] = {"command": " ".join(cmd), "input_psnr": record["input_psnr"], "psnr": record["psnr"],
+                      "seconds": record["seconds"], "iterations": record["iterations_run"], "output_size": out_size,
+                      "input_size": Image.open(cmd[2] if task != "flash" else f"{work}/noflash.png").size,
+                      "parameters": record["parameters"], "options": record["options"]}
+        args.out.write_text(json.dumps(rows, indent=1))
+    print(f"{'task':10} {'input dB':>9} {'output dB':>9} {'gain':>6} {'seconds':>8}  sizes in -> out")
+    for task, row in rows.items():
+        gain = row["psnr"] - row["input_psnr"] if row["psnr"] is not None else float("nan")
+        fmt = lambda v: f"{v:9.2f}" if v is not None else f"{'-':>9}"  # noqa: E731
+        print(f"{task:10} {fmt(row['input_psnr'])} {fmt(row['psnr'])} {gain:6.2f} {row['seconds']:8.1f}  "
+              f"{row['input_size']} -> {row['output_size']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
