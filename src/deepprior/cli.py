@@ -13,7 +13,7 @@ import os
 import platform
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -96,7 +96,8 @@ def _gaussian_spec(text: str) -> float:
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("run options")
-    group.add_argument("--preset", help="recipe name (see 'deepprior presets'); each task has its default")
+    group.add_argument("--preset", help="recipe name (see 'deepprior presets') or a .json recipe file; "
+                       "each task has its default")
     group.add_argument("--iterations", type=_positive_int, metavar="N", help="number of steps (default: the preset's)")
     group.add_argument("--seed", type=_seed, metavar="N", help="random seed, for reproducible runs (default: random)")
     group.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
@@ -174,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--drop", type=_probability, metavar="P", help="zero each pixel with probability P")
     how.add_argument("--blur", type=_gaussian_spec, metavar="gaussian:SIGMA", help="Gaussian blur")
     p.add_argument("--mask-out", metavar="M", help="with --drop: also write the mask (white = kept)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     p.add_argument("--seed", type=_seed, metavar="N", help="random seed")
 
     sub.add_parser("presets", help="List the presets and what each reproduces.")
@@ -181,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="Denoise a small image shipped with scikit-image and write a before / after figure.",
                        epilog=f"example:\n  {EXAMPLES['demo']}", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--output", default="deepprior-demo.png", help="comparison figure (default deepprior-demo.png)")
-    p.add_argument("--iterations", type=_positive_int, default=250, metavar="N", help="steps (default 250)")
+    p.add_argument("--iterations", type=_positive_int, default=300, metavar="N", help="steps (default 300)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
@@ -257,6 +259,7 @@ class Job:
     image_size: tuple[int, int]
     inputs: list[str]
     baseline: np.ndarray | None = None  # the corrupted input shown at the output size, for PSNR and figures
+    reference: tuple[str, np.ndarray] | None = None  # a classical method's result, for comparison
     guide: np.ndarray | None = None
     alpha: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -299,8 +302,9 @@ def _superres_job(args: argparse.Namespace) -> Job:
         alpha = np.asarray(scale_alpha).astype(img.alpha.dtype)
     preset = args.preset or ("superres-x8" if args.scale >= 8 else "superres")
     return Job("superres", preset, img, img.pixels, Downsample(args.scale, args.kernel), (h * args.scale, w * args.scale),
-               [args.input], baseline=_upscale(img.pixels, args.scale, PILImage.BICUBIC), alpha=alpha,
-               extra={"scale": args.scale, "kernel": args.kernel})
+               [args.input], baseline=_upscale(img.pixels, args.scale, PILImage.NEAREST), alpha=alpha,
+               extra={"scale": args.scale, "kernel": args.kernel},
+               reference=("bicubic", _upscale(img.pixels, args.scale, PILImage.BICUBIC)))
 
 
 def _inpaint_job(args: argparse.Namespace) -> Job:
@@ -381,6 +385,7 @@ def _snapshot_callback(folder: str, every: int, bit_depth: int) -> Callable[[Any
 
     def save_snapshot(state: Any) -> None:
         if state.iteration % every == 0:
+            os.makedirs(folder, exist_ok=True)
             current = state.average if state.average is not None else state.output
             write_image(os.path.join(folder, f"iteration_{state.iteration:06d}.png"), from_tensor(current.cpu()),
                         bit_depth=bit_depth)
@@ -401,6 +406,8 @@ def _run_task(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     if preset.input_kind == "image" and job.guide is None:
         raise CLIError(f"preset {preset.name!r} needs a guidance image: use it with 'deepprior flash'")
+    if args.preset and args.preset.lower().endswith(".json"):
+        job.inputs.append(args.preset)
     check_output_path(args.output, *job.inputs, *([args.ground_truth] if args.ground_truth else []))
     _check_folder(args.record, "record")
     _check_dir_target(args.report, "report")
@@ -424,9 +431,6 @@ def _run_task(args: argparse.Namespace) -> int:
             raise CLIError(f"ground truth '{args.ground_truth}' is {gw}x{gh} but the output will be "
                            f"{job.image_size[1]}x{job.image_size[0]}")
         gt = _match_channels(gt_img.pixels, channels, "ground truth")
-    for folder in (args.report, args.snapshots):
-        if folder:
-            os.makedirs(folder, exist_ok=True)
     callbacks = [_snapshot_callback(args.snapshots, args.every, job.image.bit_depth)] if args.snapshots else []
     result, net, seed = run(
         to_tensor(job.measurement), job.operator, preset, image_size=job.image_size, channels=channels,
@@ -439,6 +443,7 @@ def _run_task(args: argparse.Namespace) -> int:
     write_image(args.output, restored, bit_depth=job.image.bit_depth, alpha=job.alpha)
     final_psnr = psnr(gt, restored) if gt is not None else None
     input_psnr = psnr(gt, job.baseline) if gt is not None and job.baseline is not None else None
+    reference_psnr = psnr(gt, job.reference[1]) if gt is not None and job.reference is not None else None
     if args.record:
         record = {
             "task": job.task, "preset": preset.name, "seed": seed, "device": str(device),
@@ -448,6 +453,7 @@ def _run_task(args: argparse.Namespace) -> int:
             "stop_iteration": result.stop_iteration, "stop_reason": result.stop_reason,
             "seconds": round(result.seconds, 3), "backtracks": result.backtracks,
             "psnr": final_psnr, "input_psnr": input_psnr, "options": job.extra,
+            **({f"{job.reference[0]}_psnr": reference_psnr} if job.reference is not None else {}),
             "history": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()} for row in result.history],
             "versions": _versions(),
         }
@@ -455,7 +461,8 @@ def _run_task(args: argparse.Namespace) -> int:
     if args.report:
         from deepprior.report import comparison_figure, curves_figure
 
-        panels = [("input", job.measurement if job.task != "superres" else job.measurement)]
+        os.makedirs(args.report, exist_ok=True)
+        panels = [("input", job.measurement)]
         if job.guide is not None:
             panels.insert(0, ("flash (network input)", job.guide))
         title = "restored" + (f" {final_psnr:.2f} dB" if final_psnr is not None else "")
@@ -472,7 +479,10 @@ def _run_task(args: argparse.Namespace) -> int:
         line = (f"wrote {args.output} ({w}x{h}): {job.task} with preset '{preset.name}', {result.iterations_run} "
                 f"iterations in {result.seconds:.1f} s on {device} (stop: {result.stop_reason}, seed {seed})")
         if final_psnr is not None:
-            line += f"; PSNR {final_psnr:.2f} dB (input {input_psnr:.2f} dB)"
+            line += f"; PSNR {final_psnr:.2f} dB (input {input_psnr:.2f} dB"
+            if reference_psnr is not None:
+                line += f", {job.reference[0]} {reference_psnr:.2f} dB"
+            line += ")"
         print(line)
     return 0
 
@@ -512,6 +522,9 @@ def _degrade(args: argparse.Namespace) -> int:
     write_image(args.output, pixels, bit_depth=img.bit_depth, alpha=alpha)
     if mask is not None and args.mask_out:
         write_image(args.mask_out, mask[..., None])
+    if not args.quiet:
+        h, w = pixels.shape[:2]
+        print(f"wrote {args.output} ({w}x{h})" + (f" and {args.mask_out}" if mask is not None and args.mask_out else ""))
     return 0
 
 
@@ -529,18 +542,23 @@ def _demo(args: argparse.Namespace) -> int:
     from skimage import data
 
     from deepprior.api import denoise
-    from deepprior.degrade import add_noise, center_crop
+    from deepprior.degrade import add_noise
     from deepprior.imageio import check_output_path
     from deepprior.metrics import psnr
+    from deepprior.presets import get_preset
     from deepprior.report import comparison_figure
 
     check_output_path(args.output)
-    clean = center_crop(data.astronaut().astype(np.float32) / 255, 224, 224)[::2, ::2][:96, 8:104]
+    clean = data.astronaut()[40:136, 170:266].astype(np.float32) / 255  # the face, 96x96
     noisy = add_noise(clean, 25 / 255, seed=0)
     if not args.quiet:
-        print(f"denoising a 96x96 crop of scikit-image's astronaut (noise sigma 25) for {args.iterations} steps ...")
-    restored, result = denoise(noisy, sigma=25 / 255, iterations=args.iterations, seed=0, device=args.device,
-                               progress=not args.quiet, return_result=True)
+        print(f"denoising a 96x96 crop of scikit-image's astronaut (noise sigma 25), {args.iterations} steps ...")
+    # The paper's recipe, with the running average debiased so that a short run is not dragged
+    # down by its first, blank outputs (see FitConfig.ema_debias).
+    base = get_preset("denoise")
+    preset = replace(base, name="demo", fit=replace(base.fit, iterations=args.iterations, ema_debias=True))
+    restored, result = denoise(noisy, preset=preset, seed=0, device=args.device, progress=not args.quiet,
+                               return_result=True)
     p_in, p_out = psnr(clean, noisy), psnr(clean, restored)
     comparison_figure(args.output, [(f"noisy, {p_in:.2f} dB", noisy), (f"deepprior, {p_out:.2f} dB", restored),
                                     ("clean", clean)])

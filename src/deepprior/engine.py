@@ -130,7 +130,10 @@ def run(
         in_channels = preset.input_channels
     if preset.net == "deep_decoder":
         in_channels = dict(preset.net_options).get("channels", 64)
-    net = build_net(preset.net, in_channels, out_channels, **dict(preset.net_options))
+    try:
+        net = build_net(preset.net, in_channels, out_channels, **dict(preset.net_options))
+    except TypeError as exc:
+        raise ValueError(f"preset {preset.name!r} has network options that {preset.net!r} does not take: {exc}") from None
     height, width = image_size
     ch, cw, frame = canvas_frame(height, width, net.size_multiple, net.min_size)
     generator = torch.Generator().manual_seed(seed)

@@ -15,7 +15,7 @@ from typing import Any
 
 from deepprior.fitting import FitConfig
 
-__all__ = ["Preset", "PRESETS", "get_preset", "TASKS"]
+__all__ = ["Preset", "PRESETS", "get_preset", "load_preset", "TASKS"]
 
 TASKS = ("denoise", "superres", "inpaint", "restore", "deblur", "dejpeg", "flash")
 
@@ -216,12 +216,58 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in _PRESETS})
 
 
 def get_preset(name: str) -> Preset:
-    """The preset called ``name``; a ``ValueError`` listing the choices otherwise.
+    """The preset called ``name``, or read from ``name`` if it is a ``.json``
+    file (see :func:`load_preset`); a ``ValueError`` listing the choices otherwise.
 
     >>> get_preset("denoise").fit.iterations
     3000
     """
+    if name.lower().endswith(".json"):
+        return load_preset(name)
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None
+        raise ValueError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)}, or a .json recipe file)") from None
+
+
+_PRESET_KEYS = {"name", "base", "task", "summary", "reproduces", "net", "net_options", "input_kind", "input_channels",
+                "input_scale", "fit", "keep"}
+
+
+def load_preset(path: str) -> Preset:
+    """Read a recipe from a JSON file: a built-in preset (``"base"``, default
+    ``denoise``) with the fields given replaced; ``fit`` and ``net_options``
+    are merged key by key. For example::
+
+        {"base": "denoise", "name": "small",
+         "net_options": {"channels_down": [32, 32, 32], "channels_up": [32, 32, 32], "channels_skip": [4, 4, 4]},
+         "fit": {"iterations": 500, "ema_debias": true}}
+    """
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            spec = json.load(handle)
+    except FileNotFoundError:
+        raise ValueError(f"preset file '{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read preset file '{path}': {exc}") from None
+    if not isinstance(spec, dict):
+        raise ValueError(f"preset file '{path}' must hold a JSON object")
+    unknown = set(spec) - _PRESET_KEYS
+    if unknown:
+        raise ValueError(f"preset file '{path}' has unknown keys: {', '.join(sorted(unknown))}")
+    base = get_preset(spec.pop("base", "denoise"))
+    fit_changes = spec.pop("fit", {})
+    net_changes = spec.pop("net_options", {})
+    if not isinstance(fit_changes, dict) or not isinstance(net_changes, dict):
+        raise ValueError(f"preset file '{path}': 'fit' and 'net_options' must be objects")
+    try:
+        fit = replace(base.fit, **fit_changes)
+    except TypeError as exc:
+        raise ValueError(f"preset file '{path}': {exc}") from None
+    net_options = {**base.net_options, **net_changes}
+    if "net" in spec and spec["net"] != base.net and not net_changes:
+        net_options = {}
+    spec.setdefault("name", str(path))
+    return replace(base, **spec, fit=fit, net_options=MappingProxyType(net_options))
