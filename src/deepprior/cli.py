@@ -36,14 +36,26 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ----------------------------------------------------------------- arguments
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type accepting whole numbers in ``[low, high)``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        if high is not None and value >= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high - 1}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _whole_number(1)
+_scale = _whole_number(2)
+_seed = _whole_number(0, 2**64)
 
 
 def _non_negative_float(text: str) -> float:
@@ -56,30 +68,10 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def _scale(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be >= 2, got {value}")
-    return value
-
-
 def _probability(text: str) -> float:
     value = _non_negative_float(text)
     if value >= 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < 2**64:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {2**64 - 1}, got {value}")
     return value
 
 
