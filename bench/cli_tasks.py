@@ -81,14 +81,17 @@ def main() -> int:
         rows[task] = {"command": " ".join(cmd), "input_psnr": record["input_psnr"], "psnr": record["psnr"],
                       "seconds": record["seconds"], "iterations": record["iterations_run"], "output_size": out_size,
                       "input_size": Image.open(cmd[2] if task != "flash" else f"{work}/noflash.png").size,
-                      "parameters": record["parameters"], "options": record["options"]}
+                      "parameters": record["parameters"], "options": record["options"],
+                      "bicubic_psnr": record.get("bicubic_psnr")}
         args.out.write_text(json.dumps(rows, indent=1))
+    print("input dB: the corrupted input (for superres: enlarged by pixel replication; bicubic beside it)")
     print(f"{'task':10} {'input dB':>9} {'output dB':>9} {'gain':>6} {'seconds':>8}  sizes in -> out")
     for task, row in rows.items():
         gain = row["psnr"] - row["input_psnr"] if row["psnr"] is not None else float("nan")
         fmt = lambda v: f"{v:9.2f}" if v is not None else f"{'-':>9}"  # noqa: E731
         print(f"{task:10} {fmt(row['input_psnr'])} {fmt(row['psnr'])} {gain:6.2f} {row['seconds']:8.1f}  "
-              f"{row['input_size']} -> {row['output_size']}")
+              f"{row['input_size']} -> {row['output_size']}"
+              + (f"  (bicubic {row['bicubic_psnr']:.2f} dB)" if row.get("bicubic_psnr") else ""))
     return 0
 
 

@@ -68,6 +68,7 @@ def restore(
     ground_truth: np.ndarray | None = None,
     guide: np.ndarray | None = None,
     callbacks: Sequence[Callable[[IterationState], Any]] = (),
+    stop: str = "fixed",
     progress: bool = False,
     return_result: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, FitResult]:
@@ -86,6 +87,9 @@ def restore(
     ground_truth : the clean image, to record PSNR along the way (never used
         by the fit).
     guide : a guidance image used as network input (flash / no-flash).
+    stop : ``"fixed"`` runs the iteration budget; ``"auto"`` detects the
+        peak from the run (the budget is then a cap); ``"oracle"`` keeps the
+        output closest to ``ground_truth`` (benchmarks only).
     return_result : also return the :class:`FitResult` (history, timings).
 
     Examples
@@ -117,6 +121,7 @@ def restore(
         ground_truth=gt,
         guide=guide_t,
         callbacks=callbacks,
+        stop=stop,
         progress=progress,
     )
     out = _from_hwc(from_tensor(result.output.cpu()), was_2d, channel_axis)

@@ -91,6 +91,9 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument("--preset", help="recipe name (see 'deepprior presets') or a .json recipe file; "
                        "each task has its default")
     group.add_argument("--iterations", type=_positive_int, metavar="N", help="number of steps (default: the preset's)")
+    group.add_argument("--stop", choices=("fixed", "auto", "oracle"), default="fixed",
+                       help="fixed: run all iterations (default); auto: detect the best point from the run, the "
+                       "iteration count is then a cap; oracle: keep the output closest to --ground-truth (benchmarks)")
     group.add_argument("--seed", type=_seed, metavar="N", help="random seed, for reproducible runs (default: random)")
     group.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     group.add_argument("--ground-truth", metavar="GT", help="clean image: PSNR is printed and recorded (never used to fit)")
@@ -427,7 +430,7 @@ def _run_task(args: argparse.Namespace) -> int:
     result, net, seed = run(
         to_tensor(job.measurement), job.operator, preset, image_size=job.image_size, channels=channels,
         iterations=args.iterations, seed=args.seed, device=device, ground_truth=to_tensor(gt) if gt is not None else None,
-        guide=to_tensor(job.guide) if job.guide is not None else None, callbacks=callbacks,
+        guide=to_tensor(job.guide) if job.guide is not None else None, callbacks=callbacks, stop=args.stop,
         progress=not args.quiet,
         description=f"{job.task} ({preset.name})",
     )
@@ -443,7 +446,7 @@ def _run_task(args: argparse.Namespace) -> int:
             "image_size": {"height": job.image_size[0], "width": job.image_size[1], "channels": channels},
             "parameters": result.parameters, "iterations_run": result.iterations_run,
             "stop_iteration": result.stop_iteration, "stop_reason": result.stop_reason,
-            "seconds": round(result.seconds, 3), "backtracks": result.backtracks,
+            "seconds": round(result.seconds, 3), "backtracks": result.backtracks, "stopping": result.stopping,
             "psnr": final_psnr, "input_psnr": input_psnr, "options": job.extra,
             **({f"{job.reference[0]}_psnr": reference_psnr} if job.reference is not None else {}),
             "history": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()} for row in result.history],

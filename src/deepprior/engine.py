@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from deepprior.fitting import FitResult, fit
+from deepprior.fitting import FitResult, StoppingRule, fit, make_rule
 from deepprior.fitting.result import IterationState
 from deepprior.nets import Generator, build_net, meshgrid_input, noise_input
 from deepprior.presets import Preset
@@ -94,6 +94,7 @@ def run(
     ground_truth: torch.Tensor | None = None,
     guide: torch.Tensor | None = None,
     callbacks: Sequence[Callable[[IterationState], object]] = (),
+    stop: str | StoppingRule = "fixed",
     progress: bool = False,
     description: str | None = None,
 ) -> tuple[FitResult, Generator, int]:
@@ -110,6 +111,10 @@ def run(
     iterations : override the preset's iteration budget.
     seed : makes the run reproducible on the CPU; drawn at random when ``None``.
     guide : the network input image for ``input_kind="image"`` presets.
+    stop : the stopping rule: ``"fixed"`` (run the iteration budget),
+        ``"auto"`` (detect the peak, with the budget as a cap), ``"oracle"``
+        (best PSNR against ``ground_truth``; benchmarks only), or a
+        :class:`~deepprior.fitting.StoppingRule`.
 
     Returns
     -------
@@ -117,6 +122,14 @@ def run(
     """
     dev = resolve_device(device)
     preset = preset.with_iterations(iterations)
+    if isinstance(stop, str):
+        if stop == "oracle" and ground_truth is None:
+            raise ValueError("the oracle stopping rule needs a ground truth")
+        rule: StoppingRule | None = None if stop == "fixed" else make_rule(stop)
+        if stop == "fixed":
+            make_rule("fixed", iterations=preset.fit.iterations)  # validates the name and budget
+    else:
+        rule = stop
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     torch.manual_seed(seed)
     out_channels = channels or measurement.shape[1]
@@ -148,6 +161,7 @@ def run(
         frame=frame,
         ground_truth=ground_truth,
         callbacks=callbacks,
+        stopping=rule,
         generator=generator,
         progress=progress,
         description=description or preset.name,

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from deepprior.fitting.result import FitResult, IterationState
+from deepprior.fitting.stopping import StoppingRule
 from deepprior.operators import as_operator
 
 __all__ = ["FitConfig", "fit", "Frame"]
@@ -96,6 +97,7 @@ def fit(
     frame: Frame | None = None,
     ground_truth: torch.Tensor | None = None,
     callbacks: Sequence[Callback] = (),
+    stopping: StoppingRule | None = None,
     generator: torch.Generator | None = None,
     progress: bool = False,
     description: str = "fitting",
@@ -117,6 +119,9 @@ def fit(
         PSNR is recorded at every step. It never influences the fit.
     callbacks : called with an :class:`IterationState` after every step; a
         truthy return value stops the loop (a string becomes the stop reason).
+    stopping : a :class:`~deepprior.fitting.stopping.StoppingRule`, which may
+        end the run early and pick the output to return; the loop never runs
+        past ``config.iterations`` in any case.
     generator : random source for the input perturbation (reproducibility).
     progress : show a progress bar with loss and PSNR.
 
@@ -223,7 +228,7 @@ def fit(
                         postfix["psnr"] = f"{row['psnr']:.2f}"
                     bar.set_postfix(postfix, refresh=False)
             stop = None
-            for cb in callbacks:
+            for cb in ([stopping] if stopping is not None else []) + list(callbacks):
                 answer = cb(state)
                 if answer:
                     stop = answer if isinstance(answer, str) else _callback_name(cb)
@@ -242,4 +247,9 @@ def fit(
     result.image = latest
     result.average = average
     result.stop_iteration = result.iterations_run
+    if stopping is not None:
+        chosen = stopping.selection()
+        if chosen is not None:
+            result.stop_iteration, result.selected = chosen
+        result.stopping = stopping.describe()
     return result

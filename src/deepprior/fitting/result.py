@@ -42,7 +42,10 @@ class FitResult:
     iterations_run : how many optimisation steps were taken.
     stop_iteration : the iteration whose output is returned.
     stop_reason : why the loop ended (``"iterations"``, ``"interrupted"`` or
-        the name of the rule or callback that stopped it).
+        the reason given by the stopping rule or callback that ended it).
+    selected : the output a stopping rule picked (an earlier one than the
+        last), or ``None``.
+    stopping : what the stopping rule saw and decided.
     seconds : wall time of the loop.
     parameters : trainable parameters of the network.
     """
@@ -56,16 +59,23 @@ class FitResult:
     seconds: float = 0.0
     parameters: int = 0
     backtracks: int = 0
+    selected: torch.Tensor | None = None
+    stopping: dict[str, Any] = field(default_factory=dict)
 
     @property
     def output(self) -> torch.Tensor:
-        """The restored image: the averaged output when averaging was on, else the last one."""
+        """The restored image: the one the stopping rule picked, else the
+        averaged output when averaging was on, else the last one."""
+        if self.selected is not None:
+            return self.selected
         return self.average if self.average is not None else self.image
 
     @property
     def psnr(self) -> float | None:
         """PSNR (dB) of :attr:`output` against the ground truth, if one was given."""
-        return self.history[-1].get("psnr") if self.history else None
+        if not self.history:
+            return None
+        return self.history[min(self.stop_iteration, len(self.history)) - 1].get("psnr")
 
     @property
     def losses(self) -> list[float]:

@@ -1,0 +1,82 @@
+"""Stopping rules: fixed, oracle, and the windowed-variance detector."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deepprior.fitting import FitConfig, Fixed, IterationState, Oracle, WindowedVariance, fit, make_rule
+from deepprior.nets import build_net
+
+
+def _state(i: int, out: torch.Tensor, psnr: float | None = None) -> IterationState:
+    return IterationState(i, 0.0, out, None, psnr=psnr)
+
+
+def test_fixed_stops_at_its_count() -> None:
+    rule = Fixed(4)
+    reasons = [rule(_state(i, torch.zeros(1))) for i in range(1, 5)]
+    assert reasons[:3] == [None] * 3 and reasons[3].startswith("fixed")
+    with pytest.raises(ValueError):
+        Fixed(0)
+
+
+def test_oracle_keeps_the_best_output() -> None:
+    rule = Oracle()
+    for i, p in enumerate([10.0, 12.0, 15.0, 11.0], start=1):
+        assert rule(_state(i, torch.full((1, 1, 2, 2), float(i)), psnr=p)) is None
+    it, image = rule.selection()
+    assert it == 3 and float(image.mean()) == 3.0
+    with pytest.raises(ValueError, match="ground truth"):
+        Oracle()(_state(1, torch.zeros(1)))
+
+
+def test_windowed_variance_finds_the_calm_point_and_stops_after_patience() -> None:
+    # outputs jitter a lot, then settle (steps 40-60), then drift apart again
+    gen = torch.Generator().manual_seed(0)
+    rule = WindowedVariance(window=10, patience=30)
+    reason = None
+    for i in range(1, 200):
+        spread = 1.0 if i < 40 else (0.01 if i <= 60 else 0.05 * (i - 60))
+        reason = rule(_state(i, torch.randn((1, 1, 8, 8), generator=gen) * spread))
+        if reason:
+            break
+    assert reason is not None and reason.startswith("auto")
+    detected, _ = rule.selection()
+    assert 55 <= detected <= 65
+    assert i == detected + 30
+
+
+def test_auto_in_a_fit_returns_the_detected_output() -> None:
+    torch.manual_seed(0)
+    net = build_net("skip", 4, 3, channels_down=(8, 8), channels_up=(8, 8), channels_skip=(2, 2))
+    z = torch.rand(1, 4, 16, 16) * 0.1
+    y = torch.rand(1, 3, 16, 16)
+    rule = WindowedVariance(window=5, patience=10)
+    seen = {}
+    r = fit(net, z, y, config=FitConfig(iterations=400, lr=0.01), stopping=rule,
+            callbacks=[lambda s: seen.__setitem__(s.iteration, s.output.clone())])
+    assert r.stop_iteration <= r.iterations_run
+    assert torch.equal(r.output, seen[r.stop_iteration])
+    assert r.stopping["rule"] == "auto" and r.stopping["detected_iteration"] == r.stop_iteration
+    if r.iterations_run < 400:
+        assert r.stop_reason.startswith("auto") and r.iterations_run == r.stop_iteration + 10
+
+
+def test_make_rule_names() -> None:
+    assert isinstance(make_rule("auto"), WindowedVariance)
+    assert isinstance(make_rule("fixed", iterations=3), Fixed)
+    assert isinstance(make_rule("oracle"), Oracle)
+    with pytest.raises(ValueError, match="unknown stopping rule"):
+        make_rule("never")
+
+
+def test_cli_oracle_needs_a_ground_truth(tmp_path, capsys) -> None:
+    import numpy as np
+
+    from deepprior.cli import main
+    from deepprior.imageio import write_image
+
+    write_image(tmp_path / "in.png", np.zeros((16, 16, 3)))
+    assert main(["denoise", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"), "--stop", "oracle", "-q"]) == 2
+    assert "ground truth" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()
