@@ -16,6 +16,7 @@ run (by returning a reason) and may pick an earlier output than the last one.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import torch
 
@@ -77,12 +78,19 @@ class Oracle(StoppingRule):
 
     name = "oracle"
 
-    def __init__(self) -> None:
+    def __init__(self, score: Callable[[torch.Tensor], float] | None = None) -> None:
+        """``score`` rates an output (higher is better); by default the PSNR
+        the loop computes against its ground truth. Pass another to select by
+        the evaluation's own metric (luma PSNR for super-resolution, say)."""
+        self.score = score
         self.best_psnr = -float("inf")
         self.best: tuple[int, torch.Tensor] | None = None
 
     def __call__(self, state: IterationState) -> str | None:
-        value = state.psnr_average if state.average is not None else state.psnr
+        if self.score is not None:
+            value: float | None = self.score(_returned(state))
+        else:
+            value = state.psnr_average if state.average is not None else state.psnr
         if value is None:
             raise ValueError("the oracle stopping rule needs a ground truth")
         if value > self.best_psnr:
