@@ -80,3 +80,4 @@ def test_cli_oracle_needs_a_ground_truth(tmp_path, capsys) -> None:
     assert main(["denoise", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"), "--stop", "oracle", "-q"]) == 2
     assert "ground truth" in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
+

@@ -134,9 +134,10 @@ def denoise(
     """Remove noise with the Deep Image Prior.
 
     ``sigma`` is the noise standard deviation on the image's [0, 1] scale, as
-    in ``skimage.restoration`` (25 of 255 is ``25 / 255``). It selects the
-    recipe when ``preset`` is not given: ``denoise-50`` from sigma 40/255 on,
-    ``denoise`` below. Other keyword options are those of :func:`restore`.
+    in ``skimage.restoration`` (25 of 255 is ``25 / 255``); when neither it
+    nor ``preset`` is given it is estimated (:func:`deepprior.noise.estimate_sigma`).
+    It selects the recipe: ``denoise-50`` from sigma 40/255 on, ``denoise``
+    below. Other keyword options are those of :func:`restore`.
 
     >>> import numpy as np
     >>> denoise(np.zeros((32, 32, 3)), iterations=1, seed=0).shape
@@ -148,7 +149,11 @@ def denoise(
         if sigma > 1:
             raise ValueError(f"sigma is on the image's [0, 1] scale (25 of 255 is {25 / 255:.4f}), got {sigma}")
     if preset is None:
-        preset = "denoise-50" if sigma is not None and sigma >= 40 / 255 else "denoise"
+        if sigma is None:
+            from deepprior.noise import estimate_sigma
+
+            sigma = estimate_sigma(_to_hwc(image, options.get("channel_axis", -1))[0])
+        preset = "denoise-50" if sigma >= 40 / 255 else "denoise"
     return restore(image, None, preset=preset, **options)
 
 

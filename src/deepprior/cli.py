@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = task("denoise", "Remove noise from an image.")
     p.add_argument("input", help="the noisy image")
     p.add_argument("-o", "--output", required=True, help="where to write the result")
-    p.add_argument("--sigma", type=_non_negative_float, help="noise level on the 0-255 scale; 40 or more picks 'denoise-50'")
+    p.add_argument("--sigma", type=_non_negative_float, help="noise level on the 0-255 scale (estimated from the image "
+                   "when not given); 40 or more picks 'denoise-50'")
 
     p = task("superres", "Upscale an image by an integer factor.")
     p.add_argument("input", help="the low-resolution image")
@@ -261,10 +262,17 @@ class Job:
 
 
 def _denoise_job(args: argparse.Namespace) -> Job:
+    from deepprior.noise import estimate_sigma
+
     img = _read(args.input)
-    preset = args.preset or ("denoise-50" if args.sigma is not None and args.sigma >= 40 else "denoise")
+    sigma, source = args.sigma, "given"
+    if sigma is None:
+        sigma, source = estimate_sigma(img.pixels) * 255, "estimated"
+        if not args.quiet:
+            print(f"estimated noise sigma: {sigma:.1f} (of 255)")
+    preset = args.preset or ("denoise-50" if sigma >= 40 else "denoise")
     return Job("denoise", preset, img, img.pixels, None, img.pixels.shape[:2], [args.input], baseline=img.pixels,
-               alpha=img.alpha, extra={"sigma": args.sigma})
+               alpha=img.alpha, extra={"sigma": round(sigma, 3), "sigma_source": source})
 
 
 def _dejpeg_job(args: argparse.Namespace) -> Job:
