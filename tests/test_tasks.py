@@ -129,3 +129,18 @@ def test_api_rejects_bad_arguments(clean_rgb: np.ndarray) -> None:
         deepprior.denoise(clean_rgb, iterations=0)
     with pytest.raises(ValueError, match="NaN"):
         deepprior.denoise(np.full((8, 8), np.nan))
+
+
+def test_sure_loss_denoises_without_a_clean_image(clean_rgb: np.ndarray) -> None:
+    from dataclasses import replace
+
+    noisy = add_noise(clean_rgb, 25 / 255, seed=1)
+    base = tiny_preset(100)
+    preset = replace(base, input_kind="measurement",
+                     fit=replace(base.fit, loss="sure", reg_noise_std=0.0, ema_weight=0.99, ema_debias=True))
+    out, result = deepprior.denoise(noisy, sigma=25 / 255, preset=preset, seed=0, return_result=True)
+    assert psnr(clean_rgb, out) > psnr(clean_rgb, noisy) + 3
+    # SURE estimates the error to the clean image: about MSE(clean, output) once the fit settles
+    assert result.history[-1]["loss"] < float(np.mean((noisy - clean_rgb) ** 2))
+    with pytest.raises(ValueError, match="noise level"):
+        deepprior.restore(noisy, None, preset=preset, iterations=1)

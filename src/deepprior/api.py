@@ -69,6 +69,7 @@ def restore(
     guide: np.ndarray | None = None,
     callbacks: Sequence[Callable[[IterationState], Any]] = (),
     stop: str = "fixed",
+    sigma: float | None = None,
     progress: bool = False,
     return_result: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, FitResult]:
@@ -90,6 +91,7 @@ def restore(
     stop : ``"fixed"`` runs the iteration budget; ``"auto"`` detects the
         peak from the run (the budget is then a cap); ``"oracle"`` keeps the
         output closest to ``ground_truth`` (benchmarks only).
+    sigma : noise standard deviation ([0, 1] scale), for SURE-loss recipes.
     return_result : also return the :class:`FitResult` (history, timings).
 
     Examples
@@ -122,6 +124,7 @@ def restore(
         guide=guide_t,
         callbacks=callbacks,
         stop=stop,
+        sigma=sigma,
         progress=progress,
     )
     out = _from_hwc(from_tensor(result.output.cpu()), was_2d, channel_axis)
@@ -154,7 +157,11 @@ def denoise(
 
             sigma = estimate_sigma(_to_hwc(image, options.get("channel_axis", -1))[0])
         preset = "denoise-50" if sigma >= 40 / 255 else "denoise"
-    return restore(image, None, preset=preset, **options)
+    elif sigma is None and _preset(preset).fit.loss == "sure":
+        from deepprior.noise import estimate_sigma
+
+        sigma = estimate_sigma(_to_hwc(image, options.get("channel_axis", -1))[0])
+    return restore(image, None, preset=preset, sigma=sigma, **options)
 
 
 def dejpeg(image: np.ndarray, *, preset: str | Preset = "dejpeg", **options: Any) -> np.ndarray | tuple[np.ndarray, FitResult]:

@@ -439,6 +439,7 @@ def _run_task(args: argparse.Namespace) -> int:
         to_tensor(job.measurement), job.operator, preset, image_size=job.image_size, channels=channels,
         iterations=args.iterations, seed=args.seed, device=device, ground_truth=to_tensor(gt) if gt is not None else None,
         guide=to_tensor(job.guide) if job.guide is not None else None, callbacks=callbacks, stop=args.stop,
+        sigma=job.extra["sigma"] / 255 if job.task == "denoise" else None,
         progress=not args.quiet,
         description=f"{job.task} ({preset.name})",
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -70,7 +71,7 @@ def _network_input(
         return noise_input(net.in_channels, ch // d, cw // d, scale=preset.input_scale, generator=generator)
     if preset.input_kind == "meshgrid":
         return meshgrid_input(ch, cw)
-    if preset.input_kind == "image":
+    if preset.input_kind in ("image", "measurement"):
         if guide is None:
             raise ValueError(f"preset {preset.name!r} needs a guidance image as network input")
         h, w = guide.shape[-2:]
@@ -95,6 +96,7 @@ def run(
     guide: torch.Tensor | None = None,
     callbacks: Sequence[Callable[[IterationState], object]] = (),
     stop: str | StoppingRule = "fixed",
+    sigma: float | None = None,
     progress: bool = False,
     description: str | None = None,
 ) -> tuple[FitResult, Generator, int]:
@@ -115,6 +117,7 @@ def run(
         ``"auto"`` (detect the peak, with the budget as a cap), ``"oracle"``
         (best PSNR against ``ground_truth``; benchmarks only), or a
         :class:`~deepprior.fitting.StoppingRule`.
+    sigma : the noise level ([0, 1] scale), for recipes with the SURE loss.
 
     Returns
     -------
@@ -122,6 +125,12 @@ def run(
     """
     dev = resolve_device(device)
     preset = preset.with_iterations(iterations)
+    if preset.fit.loss == "sure" and preset.fit.sure_sigma is None and sigma is not None:
+        preset = replace(preset, fit=replace(preset.fit, sure_sigma=sigma))
+    if preset.input_kind == "measurement":
+        if tuple(measurement.shape[-2:]) != tuple(image_size):
+            raise ValueError(f"preset {preset.name!r} feeds the measurement to the network, so it must have the image's size")
+        guide = measurement
     if isinstance(stop, str):
         if stop == "oracle" and ground_truth is None:
             raise ValueError("the oracle stopping rule needs a ground truth")
@@ -135,7 +144,7 @@ def run(
     out_channels = channels or measurement.shape[1]
     if preset.input_kind == "meshgrid":
         in_channels = 2
-    elif preset.input_kind == "image":
+    elif preset.input_kind in ("image", "measurement"):
         if guide is None:
             raise ValueError(f"preset {preset.name!r} needs a guidance image as network input")
         in_channels = guide.shape[1]

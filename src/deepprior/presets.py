@@ -44,8 +44,9 @@ class Preset:
     reproduces : the experiment of the paper it reproduces.
     net, net_options : generator kind and builder options
         (see :func:`deepprior.nets.build_net`).
-    input_kind : ``noise`` (uniform in ``[0, input_scale)``), ``meshgrid`` or
-        ``image`` (a guidance image, e.g. the flash photograph).
+    input_kind : ``noise`` (uniform in ``[0, input_scale)``), ``meshgrid``,
+        ``image`` (a guidance image, e.g. the flash photograph) or
+        ``measurement`` (the corrupted image itself).
     input_channels : channels of a noise input.
     fit : the optimisation recipe.
     keep : fraction of pixels known, for pixel-drop restoration.
@@ -84,6 +85,15 @@ _PRESETS = [
         summary="Strong noise (sigma around 50): as 'denoise' with a larger input perturbation (1/20).",
         reproduces="the denoising table at sigma = 50",
         fit=FitConfig(iterations=3000, lr=0.01, reg_noise_std=1 / 20, ema_weight=0.99, backtrack_db=5.0),
+    ),
+    Preset(
+        name="denoise-sure",
+        task="denoise",
+        summary="Gaussian noise of known or estimated sigma: SURE loss, the noisy image as network input.",
+        reproduces="no paper experiment; DIP-SURE of Jo, Chun and Choi (ICCV 2021) on the paper's network",
+        input_kind="measurement",
+        input_channels=3,
+        fit=FitConfig(iterations=3000, lr=0.01, reg_noise_std=0.0, ema_weight=0.99, ema_debias=True, loss="sure"),
     ),
     Preset(
         name="dejpeg",
