@@ -33,7 +33,7 @@ def test_paper_network_layer_order_matches_the_original() -> None:
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_every_preset_network_builds_and_runs(preset: str) -> None:
     p = PRESETS[preset]
-    in_ch = {"noise": p.input_channels, "meshgrid": 2, "image": 3}[p.input_kind]
+    in_ch = {"noise": p.input_channels, "meshgrid": 2, "image": 3, "measurement": 3}[p.input_kind]
     net = build_net(p.net, in_ch, 3, **p.net_options)
     side = net.min_size
     with torch.no_grad():

@@ -22,6 +22,8 @@ import numpy as np
 from deepprior import __version__
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
+MAX_OUTPUT_PIXELS = 100_000_000  # far beyond what a DIP fit can handle in memory
 
 
 class CLIError(Exception):
@@ -299,6 +301,9 @@ def _superres_job(args: argparse.Namespace) -> Job:
         raise CLIError(f"unknown kernel {args.kernel!r} (use {', '.join(RESAMPLING_KERNELS)})")
     img = _read(args.input)
     h, w = img.pixels.shape[:2]
+    if h * w * args.scale**2 > MAX_OUTPUT_PIXELS:
+        raise CLIError(f"a {w}x{h} image upscaled {args.scale}x would be {w * args.scale}x{h * args.scale}; "
+                       f"outputs above {MAX_OUTPUT_PIXELS // 10**6} megapixels are refused")
     alpha = None
     if img.alpha is not None:
         scale_alpha = PILImage.fromarray(img.alpha).resize((w * args.scale, h * args.scale), PILImage.BICUBIC)
@@ -589,6 +594,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"deepprior {args.command}: interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as exc:  # out of memory, or a device failure: one line, no traceback
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"deepprior {args.command}: failed: {first}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":
