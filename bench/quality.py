@@ -49,6 +49,34 @@ DEFAULT_IMAGES = {
 }
 
 
+class Recorder:
+    """Records the windowed output variance at every iteration for several
+    windows, so that stopping rules can be studied and replayed offline."""
+
+    def __init__(self, windows: tuple[int, ...] = (50, 100, 200), drift_every: int = 50) -> None:
+        self.rules = {w: WindowedVariance(window=w, patience=10**9) for w in windows}
+        self.drift_every = drift_every
+        self._means: dict[int, torch.Tensor] = {}
+        self.drift: list[tuple[int, float]] = []
+
+    def __call__(self, state: Any) -> None:
+        for rule in self.rules.values():
+            rule(state)
+        rule = self.rules[100]
+        if state.iteration % self.drift_every == 0 and rule._sum is not None and len(rule._outputs) == rule.window:
+            mean = rule._sum / rule.window
+            self._means[state.iteration] = mean.clone()
+            earlier = self._means.pop(state.iteration - 2 * self.drift_every, None)
+            if earlier is not None:  # how far the 100-step window mean moved in the last 100 steps
+                self.drift.append((state.iteration, float((mean - earlier).pow(2).mean())))
+        return None
+
+    def curves(self) -> dict[str, list[tuple[int, float]]]:
+        curves = {str(w): [(i, float(f"{v:.4g}")) for i, v in rule.variances] for w, rule in self.rules.items()}
+        curves["drift100"] = [(i, float(f"{v:.4g}")) for i, v in self.drift]
+        return curves
+
+
 class Watcher:
     """Runs a stopping rule alongside the fit without letting it stop the run;
     remembers the first iteration at which the rule asked to stop."""
@@ -131,12 +159,19 @@ def evaluate_image(args: argparse.Namespace, name: str, path: Path) -> dict[str,
         operator, size = Mask(mask), clean.shape[:2]
     iterations = min(preset.fit.iterations, args.cap) if args.cap else preset.fit.iterations
     auto = Watcher(WindowedVariance(window=args.window, patience=args.patience))
+    recorder = Recorder()
+    luma_trajectory: list[float] = []
     if args.task == "superres":  # select by the evaluation's own metric: luma, border cropped
-        oracle = Oracle(score=lambda t: psnr_sr(clean, from_tensor(t.cpu()), args.scale))
+        def luma_psnr(t: torch.Tensor) -> float:
+            value = psnr_sr(clean, from_tensor(t.cpu()), args.scale)
+            luma_trajectory.append(round(value, 4))
+            return value
+
+        oracle = Oracle(score=luma_psnr)
     else:
         oracle = Oracle()
     result, _, _ = run(to_tensor(corrupted), operator, preset, image_size=size, iterations=iterations, seed=seed,
-                       device=args.device, ground_truth=to_tensor(clean), callbacks=[oracle, auto], progress=args.progress,
+                       device=args.device, ground_truth=to_tensor(clean), callbacks=[oracle, auto, recorder], progress=args.progress,
                        description=f"{args.task} {name}")
     outputs = {"fixed": (result.iterations_run, from_tensor(result.output.cpu()))}
     best = oracle.selection()
@@ -159,10 +194,12 @@ def evaluate_image(args: argparse.Namespace, name: str, path: Path) -> dict[str,
         t0 = time.perf_counter()
         p, q = _score(args.task, clean, est, args.scale)
         row["methods"][method] = {"psnr": p, "ssim": q, "seconds": time.perf_counter() - t0}
-    # the trajectory, thinned, for stopping-rule studies
+    # every iteration's signals, for stopping-rule studies and offline replay
     row["trajectory"] = [{k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()}
-                         for h in result.history if h["iteration"] % 25 == 0]
-    row["variance"] = [(i, v) for i, v in auto.rule.variances if i % 25 == 0]
+                         for h in result.history]
+    row["variances"] = recorder.curves()
+    if luma_trajectory:  # the evaluation's own metric at every iteration
+        row["psnr_eval"] = luma_trajectory
     return row
 
 

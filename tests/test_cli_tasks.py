@@ -55,10 +55,15 @@ def test_denoise_cli_improves_and_records(images: Path) -> None:
     for key in ("task", "preset", "seed", "parameters", "iterations_run", "stop_iteration", "stop_reason", "seconds",
                 "psnr", "history", "versions"):
         assert key in rec
-    assert rec["task"] == "denoise" and rec["seed"] == 0 and rec["iterations_run"] == 150
+    assert rec["task"] == "denoise" and rec["seed"] == 0 and rec["iterations_run"] <= 150
+    # no --iterations: automatic stopping, by the estimated noise level; the record says which rule and why
+    assert rec["stopping"]["rule"] == "discrepancy" and rec["options"]["sigma_source"] == "estimated"
+    assert rec["stopping"]["sigma"] == pytest.approx(rec["options"]["sigma"] / 255)
+    assert rec["stop_reason"].startswith(("auto: fit reached", "discrepancy: cap of 150"))
     assert rec["psnr"] > rec["input_psnr"] + 3
-    assert len(rec["history"]) == 150 and {"iteration", "loss", "psnr"} <= set(rec["history"][-1])
-    assert sorted(p.name for p in (t / "snaps").iterdir()) == [f"iteration_{i:06d}.png" for i in (50, 100, 150)]
+    n = rec["iterations_run"]
+    assert len(rec["history"]) == n and {"iteration", "loss", "psnr"} <= set(rec["history"][-1])
+    assert sorted(p.name for p in (t / "snaps").iterdir()) == [f"iteration_{i:06d}.png" for i in range(50, n + 1, 50)]
     assert {p.name for p in (t / "report").iterdir()} == {"comparison.png", "curves.png"}
     assert Image.open(t / "out.png").size == (48, 48)
 
@@ -67,7 +72,9 @@ def test_paper_preset_records_the_paper_parameter_count(images: Path) -> None:
     t = images
     assert _run("denoise", str(t / "clean.png"), "-o", str(t / "o.png"), "--preset", "denoise", "--iterations", "1",
                 "--record", str(t / "r.json")) == 0
-    assert _record(t / "r.json")["parameters"] == 2_217_831
+    rec = _record(t / "r.json")
+    assert rec["parameters"] == 2_217_831
+    assert rec["stopping"] == {"rule": "fixed", "iterations": 1} and rec["stop_reason"] == "fixed: 1 iterations"
 
 
 def test_superres_cli(images: Path) -> None:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from deepprior.fitting import FitConfig, Fixed, IterationState, Oracle, WindowedVariance, fit, make_rule
+from deepprior.fitting.stopping import Discrepancy, clipped_noise_variance
 from deepprior.nets import build_net
 
 
@@ -81,3 +82,45 @@ def test_cli_oracle_needs_a_ground_truth(tmp_path, capsys) -> None:
     assert "ground truth" in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
 
+
+
+def test_clipped_noise_variance_matches_sampling() -> None:
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 32, 32, generator=gen)  # many pixels near black and white
+    sigma = 0.2
+    noise = torch.randn((400, 3, 32, 32), generator=gen) * sigma
+    sampled = (image + noise).clamp(0, 1).var(dim=0).mean()
+    assert clipped_noise_variance(image, sigma) == pytest.approx(float(sampled), rel=0.02)
+    assert clipped_noise_variance(image, sigma) < sigma**2
+
+
+def test_discrepancy_stops_when_the_fit_reaches_the_noise(clean_rgb) -> None:
+    from deepprior.degrade import add_noise
+    from deepprior.engine import run
+    from deepprior.imageio import to_tensor
+    from conftest import tiny_preset
+
+    sigma = 0.1
+    noisy = add_noise(clean_rgb[:32, :32], sigma, seed=0)
+    result, _, _ = run(to_tensor(noisy), None, tiny_preset(1500, reg_noise_std=0.0), image_size=(32, 32),
+                       seed=0, stop="auto", sigma=sigma)
+    assert result.stop_reason.startswith("auto: fit reached the noise level")
+    assert result.iterations_run < 1500
+    assert result.stopping["rule"] == "discrepancy" and result.stopping["stopped_at"] == result.iterations_run
+    # the data term, smoothed over the rule's window, has just fallen to the clipped noise variance
+    fits = [row["loss"] for row in result.history[-result.stopping["window"]:]]
+    assert sum(fits) / len(fits) <= result.stopping["threshold"] <= sigma**2
+    with pytest.raises(ValueError):
+        Discrepancy(sigma=0.0)
+
+
+def test_default_rule_is_auto_and_iterations_mean_fixed(clean_rgb) -> None:
+    from deepprior.engine import run
+    from deepprior.imageio import to_tensor
+    from conftest import tiny_preset
+
+    y = to_tensor(clean_rgb[:16, :16])
+    auto, _, _ = run(y, None, tiny_preset(5), image_size=(16, 16), seed=0, sigma=0.1)
+    assert auto.stopping["rule"] == "discrepancy"
+    fixed, _, _ = run(y, None, tiny_preset(50), image_size=(16, 16), seed=0, iterations=3)
+    assert fixed.stopping == {"rule": "fixed", "iterations": 3} and fixed.iterations_run == 3

@@ -68,7 +68,7 @@ def restore(
     ground_truth: np.ndarray | None = None,
     guide: np.ndarray | None = None,
     callbacks: Sequence[Callable[[IterationState], Any]] = (),
-    stop: str = "fixed",
+    stop: str | None = None,
     sigma: float | None = None,
     progress: bool = False,
     return_result: bool = False,
@@ -88,9 +88,11 @@ def restore(
     ground_truth : the clean image, to record PSNR along the way (never used
         by the fit).
     guide : a guidance image used as network input (flash / no-flash).
-    stop : ``"fixed"`` runs the iteration budget; ``"auto"`` detects the
-        peak from the run (the budget is then a cap); ``"oracle"`` keeps the
-        output closest to ``ground_truth`` (benchmarks only).
+    stop : ``"auto"`` decides from the run itself when to stop (the
+        preset's iteration count is then a cap; the default unless
+        ``iterations`` is given); ``"fixed"`` runs the iteration budget (the
+        default with ``iterations``); ``"oracle"`` keeps the output closest
+        to ``ground_truth`` (benchmarks only).
     sigma : noise standard deviation ([0, 1] scale), for SURE-loss recipes.
     return_result : also return the :class:`FitResult` (history, timings).
 
@@ -137,10 +139,11 @@ def denoise(
     """Remove noise with the Deep Image Prior.
 
     ``sigma`` is the noise standard deviation on the image's [0, 1] scale, as
-    in ``skimage.restoration`` (25 of 255 is ``25 / 255``); when neither it
-    nor ``preset`` is given it is estimated (:func:`deepprior.noise.estimate_sigma`).
-    It selects the recipe: ``denoise-50`` from sigma 40/255 on, ``denoise``
-    below. Other keyword options are those of :func:`restore`.
+    in ``skimage.restoration`` (25 of 255 is ``25 / 255``); when it is not
+    given it is estimated (:func:`deepprior.noise.estimate_sigma`). It tells
+    automatic stopping when the fit has reached the noise, and selects the
+    recipe: ``denoise-50`` from sigma 40/255 on, ``denoise`` below. Other
+    keyword options are those of :func:`restore`.
 
     >>> import numpy as np
     >>> denoise(np.zeros((32, 32, 3)), iterations=1, seed=0).shape
@@ -151,16 +154,12 @@ def denoise(
             raise ValueError(f"sigma must be >= 0, got {sigma}")
         if sigma > 1:
             raise ValueError(f"sigma is on the image's [0, 1] scale (25 of 255 is {25 / 255:.4f}), got {sigma}")
-    if preset is None:
-        if sigma is None:
-            from deepprior.noise import estimate_sigma
-
-            sigma = estimate_sigma(_to_hwc(image, options.get("channel_axis", -1))[0])
-        preset = "denoise-50" if sigma >= 40 / 255 else "denoise"
-    elif sigma is None and _preset(preset).fit.loss == "sure":
+    if sigma is None:  # the recipe, automatic stopping and the SURE loss all use it
         from deepprior.noise import estimate_sigma
 
         sigma = estimate_sigma(_to_hwc(image, options.get("channel_axis", -1))[0])
+    if preset is None:
+        preset = "denoise-50" if sigma >= 40 / 255 else "denoise"
     return restore(image, None, preset=preset, sigma=sigma, **options)
 
 

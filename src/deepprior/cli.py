@@ -92,10 +92,12 @@ def _common_options() -> argparse.ArgumentParser:
     group = common.add_argument_group("run options")
     group.add_argument("--preset", help="recipe name (see 'deepprior presets') or a .json recipe file; "
                        "each task has its default")
-    group.add_argument("--iterations", type=_positive_int, metavar="N", help="number of steps (default: the preset's)")
-    group.add_argument("--stop", choices=("fixed", "auto", "oracle"), default="fixed",
-                       help="fixed: run all iterations (default); auto: detect the best point from the run, the "
-                       "iteration count is then a cap; oracle: keep the output closest to --ground-truth (benchmarks)")
+    group.add_argument("--iterations", type=_positive_int, metavar="N",
+                       help="run exactly N steps (default: stop automatically, with the preset's count as a cap)")
+    group.add_argument("--stop", choices=("fixed", "auto", "oracle"), default=None,
+                       help="auto: decide from the run itself when to stop (the default without --iterations); "
+                       "fixed: run all iterations (the default with --iterations); oracle: keep the output "
+                       "closest to --ground-truth (benchmarks only)")
     group.add_argument("--seed", type=_seed, metavar="N", help="random seed, for reproducible runs (default: random)")
     group.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     group.add_argument("--ground-truth", metavar="GT", help="clean image: PSNR is printed and recorded (never used to fit)")

@@ -18,6 +18,7 @@ from torch import nn
 
 from deepprior.fitting import FitResult, StoppingRule, fit, make_rule
 from deepprior.fitting.result import IterationState
+from deepprior.operators import Identity
 from deepprior.nets import Generator, build_net, meshgrid_input, noise_input
 from deepprior.presets import Preset
 
@@ -95,7 +96,7 @@ def run(
     ground_truth: torch.Tensor | None = None,
     guide: torch.Tensor | None = None,
     callbacks: Sequence[Callable[[IterationState], object]] = (),
-    stop: str | StoppingRule = "fixed",
+    stop: str | StoppingRule | None = None,
     sigma: float | None = None,
     progress: bool = False,
     description: str | None = None,
@@ -114,10 +115,13 @@ def run(
     seed : makes the run reproducible on the CPU; drawn at random when ``None``.
     guide : the network input image for ``input_kind="image"`` presets.
     stop : the stopping rule: ``"fixed"`` (run the iteration budget),
-        ``"auto"`` (detect the peak, with the budget as a cap), ``"oracle"``
-        (best PSNR against ``ground_truth``; benchmarks only), or a
-        :class:`~deepprior.fitting.StoppingRule`.
-    sigma : the noise level ([0, 1] scale), for recipes with the SURE loss.
+        ``"auto"`` (decide from the run itself, with the budget as a cap),
+        ``"oracle"`` (best PSNR against ``ground_truth``; benchmarks only), or
+        a :class:`~deepprior.fitting.StoppingRule`. By default ``"auto"``,
+        or ``"fixed"`` when ``iterations`` is given.
+    sigma : the measurement's noise level ([0, 1] scale), given or
+        estimated: ``auto`` then stops by the discrepancy principle, and
+        SURE-loss recipes need it.
 
     Returns
     -------
@@ -131,12 +135,17 @@ def run(
         if tuple(measurement.shape[-2:]) != tuple(image_size):
             raise ValueError(f"preset {preset.name!r} feeds the measurement to the network, so it must have the image's size")
         guide = measurement
+    if stop is None:
+        stop = "fixed" if iterations is not None else "auto"
     if isinstance(stop, str):
         if stop == "oracle" and ground_truth is None:
             raise ValueError("the oracle stopping rule needs a ground truth")
-        rule: StoppingRule | None = None if stop == "fixed" else make_rule(stop)
         if stop == "fixed":
-            make_rule("fixed", iterations=preset.fit.iterations)  # validates the name and budget
+            rule: StoppingRule = make_rule("fixed", iterations=preset.fit.iterations)
+        elif stop == "auto":
+            rule = make_rule("auto", sigma=sigma, clipped=operator is None or isinstance(operator, Identity))
+        else:
+            rule = make_rule(stop)
     else:
         rule = stop
     seed = secrets.randbelow(2**31) if seed is None else int(seed)

@@ -1,10 +1,20 @@
 """The fitting loop and what it returns."""
 from deepprior.fitting.loop import FitConfig, Frame, fit
 from deepprior.fitting.result import FitResult, IterationState
-from deepprior.fitting.stopping import RULES, Fixed, Oracle, StoppingRule, WindowedVariance, make_rule
+from deepprior.fitting.stopping import (
+    RULES,
+    Discrepancy,
+    Fixed,
+    Oracle,
+    StoppingRule,
+    WindowedVariance,
+    clipped_noise_variance,
+    make_rule,
+)
 
 __all__ = [
     "RULES",
+    "Discrepancy",
     "FitConfig",
     "FitResult",
     "Fixed",
@@ -13,6 +23,7 @@ __all__ = [
     "Oracle",
     "StoppingRule",
     "WindowedVariance",
+    "clipped_noise_variance",
     "fit",
     "make_rule",
 ]

@@ -245,9 +245,14 @@ def fit(
                         average.mul_(w).add_(latest, alpha=1 - w)
             assert latest is not None or backtracked
             shown = latest if latest is not None else out.detach()
-            state = IterationState(iteration, loss_value, shown, average, backtracked=backtracked)
+            fit_value = float(data_loss.detach()) if loss is not data_loss else loss_value
+            state = IterationState(iteration, loss_value, shown, average, fit=fit_value, backtracked=backtracked)
             state.seconds = time.perf_counter() - start
             row: dict[str, Any] = {"iteration": iteration, "loss": loss_value}
+            if fit_value != loss_value:
+                row["fit"] = fit_value
+            if backtracked:
+                row["backtracked"] = True
             if gt is not None:
                 state.psnr = _psnr(shown, gt)
                 row["psnr_raw"] = state.psnr
@@ -286,6 +291,8 @@ def fit(
     result.average = average
     result.stop_iteration = result.iterations_run
     if stopping is not None:
+        if result.stop_reason == "iterations" and result.iterations_run == config.iterations:
+            result.stop_reason = f"{stopping.name}: cap of {config.iterations} iterations reached"
         chosen = stopping.selection()
         if chosen is not None:
             result.stop_iteration, result.selected = chosen

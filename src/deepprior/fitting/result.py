@@ -15,13 +15,16 @@ class IterationState:
 
     ``output`` is the raw network output for this iteration and ``average``
     the running exponential average (``None`` when averaging is off), both
-    cropped to the image frame, detached, ``(1, C, H, W)``.
+    cropped to the image frame, detached, ``(1, C, H, W)``. ``fit`` is the
+    data term alone, the mean squared error between the operator's view of
+    the output and the measurement (``loss`` adds any SURE or TV terms).
     """
 
     iteration: int
     loss: float
     output: torch.Tensor
     average: torch.Tensor | None
+    fit: float | None = None
     psnr: float | None = None
     psnr_average: float | None = None
     backtracked: bool = False

@@ -12,17 +12,23 @@ run (by returning a reason) and may pick an earlier output than the last one.
   falls while the network settles on the image and rises once it starts
   fitting the noise (Wang et al., "Early Stopping for Deep Image Prior",
   TMLR 2023). The output at the variance minimum is returned.
+- :class:`Discrepancy` stops when the fit to the measurement is as close as
+  the noise allows (Morozov's discrepancy principle): once the data term
+  falls to the variance a perfect restoration would leave, what remains to
+  fit is noise. It needs the noise level, given or estimated.
 """
 from __future__ import annotations
 
 from collections import deque
+import math
 from collections.abc import Callable
 
 import torch
 
 from deepprior.fitting.result import IterationState
 
-__all__ = ["StoppingRule", "Fixed", "Oracle", "WindowedVariance", "make_rule", "RULES"]
+__all__ = ["StoppingRule", "Fixed", "Oracle", "WindowedVariance", "Discrepancy", "clipped_noise_variance",
+           "make_rule", "RULES"]
 
 RULES = ("auto", "fixed", "oracle")
 
@@ -161,12 +167,93 @@ class WindowedVariance(StoppingRule):
 
     def describe(self) -> dict[str, object]:
         return {"rule": self.name, "window": self.window, "patience": self.patience,
-                "detected_iteration": self.best[0] if self.best else None, "min_variance": self.min_variance}
+                "detected_iteration": self.best[0] if self.best else None,
+                "min_variance": self.min_variance if self.best else None}
 
 
-def make_rule(name: str, **options: int) -> StoppingRule:
-    """A rule by name: ``auto``, ``fixed`` (needs ``iterations``) or ``oracle``."""
+def clipped_noise_variance(image: torch.Tensor, sigma: float, low: float = 0.0, high: float = 1.0) -> float:
+    """Mean variance of ``clip(image + sigma * Z, low, high)`` over its pixels.
+
+    Noise added to an image and then clipped to the valid range varies less
+    than ``sigma**2`` where the image is near black or white, so this, not
+    ``sigma**2``, is the residual a perfect fit to such a measurement leaves.
+
+    >>> round(clipped_noise_variance(torch.full((4,), 0.5), 0.1) / 0.01, 4)  # far from the ends
+    1.0
+    >>> round(clipped_noise_variance(torch.zeros(4), 0.1) / 0.01, 3)  # black: half the noise is cut off
+    0.341
+    """
+    x = image.detach().double().clamp(low, high)
+    a, b = (low - x) / sigma, (high - x) / sigma
+
+    def pdf(t: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-0.5 * t * t) / math.sqrt(2 * math.pi)
+
+    cdf_a, tail_b = torch.special.ndtr(a), torch.special.ndtr(-b)
+    first = pdf(a) - pdf(b) + a * cdf_a + b * tail_b  # E[(Y - x) / sigma]
+    second = (1 - tail_b - cdf_a) - (b * pdf(b) - a * pdf(a)) + a * a * cdf_a + b * b * tail_b
+    return float((second - first * first).mean()) * sigma * sigma
+
+
+class Discrepancy(StoppingRule):
+    """Stop once the data term falls to the noise level (Morozov's principle).
+
+    The data term (mean squared error between the operator's view of the
+    output and the measurement), averaged over the last ``window``
+    iterations, is compared with the residual a perfect restoration would
+    leave: ``sigma**2``, or with ``clipped=True`` (noise clipped to [0, 1],
+    as in saved images) the smaller :func:`clipped_noise_variance` of the
+    current output. The output at that iteration (the averaged one when
+    averaging is on) is returned. Measured on set9 at sigma 25 with the true
+    sigma, this lands within 0.1 dB of the best iteration on every image
+    (``bench/quality.py``).
+
+    >>> rule = Discrepancy(sigma=0.1, window=2, clipped=False)
+    >>> [rule(IterationState(i, f, torch.zeros(1), None, fit=f)) for i, f in enumerate([0.03, 0.02, 0.011, 0.009], 1)]
+    [None, None, None, 'auto: fit reached the noise level (sigma 0.1000) at iteration 4']
+    """
+
+    name = "discrepancy"
+
+    def __init__(self, sigma: float, window: int = 50, clipped: bool = True, factor: float = 1.0) -> None:
+        if not sigma > 0 or window < 1 or not factor > 0:
+            raise ValueError(f"sigma and factor must be > 0 and window >= 1, got {sigma}, {factor} and {window}")
+        self.sigma = float(sigma)
+        self.window = window
+        self.clipped = clipped
+        self.factor = factor
+        self._fits: deque[float] = deque(maxlen=window)
+        self.threshold: float | None = None
+        self.stopped_at: int | None = None
+
+    def __call__(self, state: IterationState) -> str | None:
+        if state.backtracked:  # a rejected step's loss says nothing about the fit
+            return None
+        self._fits.append(state.fit if state.fit is not None else state.loss)
+        level = sum(self._fits) / len(self._fits)
+        if len(self._fits) < self.window or level > self.factor * self.sigma**2:
+            return None  # the clipped variance is never above sigma**2: no need to compute it yet
+        self.threshold = self.factor * (clipped_noise_variance(_returned(state), self.sigma) if self.clipped
+                                        else self.sigma**2)
+        if level <= self.threshold:
+            self.stopped_at = state.iteration
+            return f"auto: fit reached the noise level (sigma {self.sigma:.4f}) at iteration {state.iteration}"
+        return None
+
+    def describe(self) -> dict[str, object]:
+        return {"rule": self.name, "sigma": self.sigma, "window": self.window, "clipped": self.clipped,
+                "factor": self.factor, "threshold": self.threshold, "stopped_at": self.stopped_at}
+
+
+def make_rule(name: str, *, sigma: float | None = None, clipped: bool = True, **options: int) -> StoppingRule:
+    """A rule by name: ``auto``, ``fixed`` (needs ``iterations``) or ``oracle``.
+
+    ``auto`` with the measurement's noise level ``sigma`` (given or
+    estimated) is :class:`Discrepancy`; without one, :class:`WindowedVariance`.
+    """
     if name == "auto":
+        if sigma:
+            return Discrepancy(sigma, clipped=clipped, **options)
         return WindowedVariance(**options)
     if name == "fixed":
         return Fixed(**options)
