@@ -28,6 +28,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,9 +37,10 @@ from PIL import Image as PILImage
 
 from deepprior.degrade import add_noise, center_crop, downscale, drop_pixels
 from deepprior.engine import run
-from deepprior.fitting import Oracle, WindowedVariance
+from deepprior.fitting import Oracle, StoppingRule, WindowedVariance, make_rule
 from deepprior.imageio import from_tensor, read_image, to_tensor
 from deepprior.metrics import psnr, psnr_sr, ssim
+from deepprior.noise import estimate_sigma
 from deepprior.operators import Downsample, Mask
 from deepprior.presets import get_preset
 
@@ -53,16 +55,22 @@ class Recorder:
     """Records the windowed output variance at every iteration for several
     windows, so that stopping rules can be studied and replayed offline."""
 
-    def __init__(self, windows: tuple[int, ...] = (50, 100, 200), drift_every: int = 50) -> None:
+    def __init__(self, score: Callable[[torch.Tensor], float], windows: tuple[int, ...] = (50, 100, 200),
+                 drift_every: int = 50) -> None:
         self.rules = {w: WindowedVariance(window=w, patience=10**9) for w in windows}
+        self.score = score
         self.drift_every = drift_every
         self._means: dict[int, torch.Tensor] = {}
         self.drift: list[tuple[int, float]] = []
+        self.mean_scores: list[tuple[int, float]] = []
 
     def __call__(self, state: Any) -> None:
         for rule in self.rules.values():
             rule(state)
         rule = self.rules[100]
+        if rule._sum is not None and len(rule._outputs) == rule.window:
+            # the score of the mean of the last 100 raw outputs: the "window mean" a rule could return
+            self.mean_scores.append((state.iteration, round(self.score(rule._sum / rule.window), 4)))
         if state.iteration % self.drift_every == 0 and rule._sum is not None and len(rule._outputs) == rule.window:
             mean = rule._sum / rule.window
             self._means[state.iteration] = mean.clone()
@@ -74,17 +82,19 @@ class Recorder:
     def curves(self) -> dict[str, list[tuple[int, float]]]:
         curves = {str(w): [(i, float(f"{v:.4g}")) for i, v in rule.variances] for w, rule in self.rules.items()}
         curves["drift100"] = [(i, float(f"{v:.4g}")) for i, v in self.drift]
+        curves["window_mean_score"] = self.mean_scores
         return curves
 
 
 class Watcher:
     """Runs a stopping rule alongside the fit without letting it stop the run;
-    remembers the first iteration at which the rule asked to stop."""
+    remembers where the rule asked to stop and the output it would return."""
 
-    def __init__(self, rule: Any) -> None:
+    def __init__(self, rule: StoppingRule) -> None:
         self.rule = rule
         self.would_stop_at: int | None = None
         self.reason: str | None = None
+        self._at_stop: tuple[int, torch.Tensor] | None = None
 
     def __call__(self, state: Any) -> None:
         if self.would_stop_at is not None:
@@ -92,7 +102,13 @@ class Watcher:
         reason = self.rule(state)
         if reason:
             self.would_stop_at, self.reason = state.iteration, reason
+            shown = state.average if state.average is not None else state.output
+            self._at_stop = (state.iteration, shown.clone())
         return None
+
+    def selection(self) -> tuple[int, torch.Tensor] | None:
+        """What the rule would have returned had it been in charge (``None``: the last output)."""
+        return self.rule.selection() or self._at_stop
 
 
 def _resize(pixels: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray:
@@ -101,30 +117,35 @@ def _resize(pixels: np.ndarray, size: tuple[int, int], resample: int) -> np.ndar
     return np.clip(np.stack(planes, axis=-1), 0, 1).astype(np.float32)
 
 
-def _baselines(task: str, clean: np.ndarray, corrupted: np.ndarray, extra: dict[str, Any]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
+def _baselines(task: str, clean: np.ndarray, corrupted: np.ndarray, extra: dict[str, Any]) -> dict[str, Callable[[], np.ndarray]]:
+    """The classical methods for ``task``, each as a call that computes its estimate (so it can be timed)."""
+    out: dict[str, Callable[[], np.ndarray]] = {}
     if task == "denoise":
         import bm3d
         from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, estimate_sigma
 
         sigma = extra["sigma"]
         if clean.shape[2] == 3:
-            out["CBM3D"] = np.clip(bm3d.bm3d_rgb(corrupted, sigma), 0, 1).astype(np.float32)
+            out["CBM3D"] = lambda: np.clip(bm3d.bm3d_rgb(corrupted, sigma), 0, 1).astype(np.float32)
         else:
-            out["BM3D"] = np.clip(bm3d.bm3d(corrupted[..., 0], sigma), 0, 1)[..., None].astype(np.float32)
-        s_est = float(np.mean(estimate_sigma(corrupted, channel_axis=-1)))
-        out["NLM"] = denoise_nl_means(corrupted, h=0.8 * s_est, sigma=s_est, fast_mode=True, patch_size=5,
-                                      patch_distance=6, channel_axis=-1).astype(np.float32)
-        out["TV"] = denoise_tv_chambolle(corrupted, weight=sigma, channel_axis=-1).astype(np.float32)
+            out["BM3D"] = lambda: np.clip(bm3d.bm3d(corrupted[..., 0], sigma), 0, 1)[..., None].astype(np.float32)
+
+        def nlm() -> np.ndarray:
+            s_est = float(np.mean(estimate_sigma(corrupted, channel_axis=-1)))
+            return denoise_nl_means(corrupted, h=0.8 * s_est, sigma=s_est, fast_mode=True, patch_size=5,
+                                    patch_distance=6, channel_axis=-1).astype(np.float32)
+
+        out["NLM"] = nlm
+        out["TV"] = lambda: denoise_tv_chambolle(corrupted, weight=sigma, channel_axis=-1).astype(np.float32)
     elif task == "superres":
         size = (clean.shape[1], clean.shape[0])
-        out["bicubic"] = _resize(corrupted, size, PILImage.BICUBIC)
-        out["Lanczos"] = _resize(corrupted, size, PILImage.LANCZOS)
+        out["bicubic"] = lambda: _resize(corrupted, size, PILImage.BICUBIC)
+        out["Lanczos"] = lambda: _resize(corrupted, size, PILImage.LANCZOS)
     else:
         from skimage.restoration import inpaint_biharmonic
 
         missing = extra["mask"] < 0.5
-        out["biharmonic"] = np.clip(inpaint_biharmonic(corrupted, missing, channel_axis=-1), 0, 1).astype(np.float32)
+        out["biharmonic"] = lambda: np.clip(inpaint_biharmonic(corrupted, missing, channel_axis=-1), 0, 1).astype(np.float32)
     return out
 
 
@@ -158,8 +179,12 @@ def evaluate_image(args: argparse.Namespace, name: str, path: Path) -> dict[str,
         preset = get_preset(args.preset or "restore")
         operator, size = Mask(mask), clean.shape[:2]
     iterations = min(preset.fit.iterations, args.cap) if args.cap else preset.fit.iterations
-    auto = Watcher(WindowedVariance(window=args.window, patience=args.patience))
-    recorder = Recorder()
+    # the default rule, as the CLI would build it: for denoising the noise level is known here (the
+    # protocol's sigma), and a second watcher shows what the estimated sigma would have done
+    autos = {"auto": Watcher(make_rule("auto", sigma=extra.get("sigma")))}
+    if args.task == "denoise":
+        extra["sigma_estimated"] = estimate_sigma(corrupted)
+        autos["auto, sigma estimated"] = Watcher(make_rule("auto", sigma=extra["sigma_estimated"]))
     luma_trajectory: list[float] = []
     if args.task == "superres":  # select by the evaluation's own metric: luma, border cropped
         def luma_psnr(t: torch.Tensor) -> float:
@@ -168,34 +193,43 @@ def evaluate_image(args: argparse.Namespace, name: str, path: Path) -> dict[str,
             return value
 
         oracle = Oracle(score=luma_psnr)
+        recorder = Recorder(score=lambda t: psnr_sr(clean, from_tensor(t.cpu()), args.scale))
     else:
         oracle = Oracle()
+        clean_t = to_tensor(clean)
+        recorder = Recorder(score=lambda t: float(-10 * torch.log10(((t.cpu().clamp(0, 1) - clean_t) ** 2).mean())))
     result, _, _ = run(to_tensor(corrupted), operator, preset, image_size=size, iterations=iterations, seed=seed,
-                       device=args.device, ground_truth=to_tensor(clean), callbacks=[oracle, auto, recorder], progress=args.progress,
+                       device=args.device, ground_truth=to_tensor(clean), callbacks=[oracle, *autos.values(), recorder], progress=args.progress,
                        description=f"{args.task} {name}")
     outputs = {"fixed": (result.iterations_run, from_tensor(result.output.cpu()))}
     best = oracle.selection()
     outputs["oracle"] = (best[0], from_tensor(best[1].cpu()))
-    detected = auto.rule.selection()
-    auto_stop = auto.would_stop_at or result.iterations_run
-    outputs["auto"] = (detected[0], from_tensor(detected[1].cpu())) if detected else outputs["fixed"]
+    for label, watcher in autos.items():
+        chosen = watcher.selection()
+        outputs[label] = (chosen[0], from_tensor(chosen[1].cpu())) if chosen else outputs["fixed"]
     row: dict[str, Any] = {"image": name, "size": list(clean.shape), "preset": preset.name, "iterations": iterations,
                            "seconds_per_iteration": result.seconds / result.iterations_run, "methods": {}}
     for method, (it, est) in outputs.items():
         p, q = _score(args.task, clean, est, args.scale)
-        seconds = result.seconds * (auto_stop if method == "auto" else result.iterations_run) / result.iterations_run
+        stopped = autos[method].would_stop_at or result.iterations_run if method in autos else result.iterations_run
+        seconds = result.seconds * stopped / result.iterations_run
         row["methods"][f"deepprior {method}"] = {"psnr": p, "ssim": q, "iteration": it, "seconds": seconds}
-    row["methods"]["deepprior auto"]["stopped_at"] = auto_stop
-    row["methods"]["deepprior auto"]["reason"] = auto.reason or "cap reached"
+        if method in autos:
+            row["methods"][f"deepprior {method}"].update(
+                stopped_at=stopped, reason=autos[method].reason or "cap reached", rule=autos[method].rule.describe())
+    if "sigma_estimated" in extra:
+        row["sigma_estimated"] = extra["sigma_estimated"]
     p, q = _score(args.task, clean, corrupted if args.task != "superres" else _resize(
         corrupted, (clean.shape[1], clean.shape[0]), PILImage.NEAREST), args.scale)
     row["methods"]["input"] = {"psnr": p, "ssim": q}
-    for method, est in _baselines(args.task, clean, corrupted, extra).items():
+    for method, compute in _baselines(args.task, clean, corrupted, extra).items():
         t0 = time.perf_counter()
+        est = compute()
+        seconds = time.perf_counter() - t0
         p, q = _score(args.task, clean, est, args.scale)
-        row["methods"][method] = {"psnr": p, "ssim": q, "seconds": time.perf_counter() - t0}
+        row["methods"][method] = {"psnr": p, "ssim": q, "seconds": seconds}
     # every iteration's signals, for stopping-rule studies and offline replay
-    row["trajectory"] = [{k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()}
+    row["trajectory"] = [{k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in h.items()}
                          for h in result.history]
     row["variances"] = recorder.curves()
     if luma_trajectory:  # the evaluation's own metric at every iteration
@@ -233,8 +267,6 @@ def main() -> int:
     parser.add_argument("--images", nargs="+", help="image names (default: the paper's set for the task)")
     parser.add_argument("--preset", help="override the task's paper preset")
     parser.add_argument("--cap", type=int, default=None, help="cap on iterations (the inpainting table uses 4000)")
-    parser.add_argument("--window", type=int, default=100, help="auto rule: variance window")
-    parser.add_argument("--patience", type=int, default=1000, help="auto rule: patience")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--progress", action="store_true")

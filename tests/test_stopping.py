@@ -124,3 +124,15 @@ def test_default_rule_is_auto_and_iterations_mean_fixed(clean_rgb) -> None:
     assert auto.stopping["rule"] == "discrepancy"
     fixed, _, _ = run(y, None, tiny_preset(50), image_size=(16, 16), seed=0, iterations=3)
     assert fixed.stopping == {"rule": "fixed", "iterations": 3} and fixed.iterations_run == 3
+
+
+def test_callbacks_see_the_iteration_a_rule_stops_at(clean_rgb) -> None:
+    from conftest import tiny_preset
+
+    from deepprior.engine import run
+    from deepprior.imageio import to_tensor
+
+    seen: list[int] = []
+    result, _, _ = run(to_tensor(clean_rgb[:16, :16]), None, tiny_preset(50), image_size=(16, 16), seed=0,
+                       iterations=4, callbacks=[lambda s: seen.append(s.iteration)])
+    assert seen == [1, 2, 3, 4] and result.stop_reason == "fixed: 4 iterations"

@@ -270,12 +270,11 @@ def fit(
                     if "psnr" in row:
                         postfix["psnr"] = f"{row['psnr']:.2f}"
                     bar.set_postfix(postfix, refresh=False)
-            stop = None
-            for cb in ([stopping] if stopping is not None else []) + list(callbacks):
+            stop = stopping(state) if stopping is not None else None
+            for cb in callbacks:  # every callback sees every iteration, the last one included
                 answer = cb(state)
-                if answer:
+                if answer and not stop:
                     stop = answer if isinstance(answer, str) else _callback_name(cb)
-                    break
             if stop is not None:
                 result.stop_reason = stop
                 break
