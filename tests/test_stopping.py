@@ -57,14 +57,17 @@ def test_auto_in_a_fit_returns_the_detected_output() -> None:
     r = fit(net, z, y, config=FitConfig(iterations=400, lr=0.01), stopping=rule,
             callbacks=[lambda s: seen.__setitem__(s.iteration, s.output.clone())])
     assert r.stop_iteration <= r.iterations_run
-    assert torch.equal(r.output, seen[r.stop_iteration])
-    assert r.stopping["rule"] == "auto" and r.stopping["detected_iteration"] == r.stop_iteration
+    # no averaging in this recipe: the mean of the window's outputs at the detected point is returned
+    window_mean = torch.stack([seen[i] for i in range(r.stop_iteration - 4, r.stop_iteration + 1)]).mean(0)
+    assert torch.allclose(r.output, window_mean, atol=1e-6)
+    assert r.stopping["rule"] == "windowed-variance" and r.stopping["detected_iteration"] == r.stop_iteration
     if r.iterations_run < 400:
         assert r.stop_reason.startswith("auto") and r.iterations_run == r.stop_iteration + 10
 
 
 def test_make_rule_names() -> None:
     assert isinstance(make_rule("auto"), WindowedVariance)
+    assert isinstance(make_rule("auto", sigma=0.1), Discrepancy)
     assert isinstance(make_rule("fixed", iterations=3), Fixed)
     assert isinstance(make_rule("oracle"), Oracle)
     with pytest.raises(ValueError, match="unknown stopping rule"):

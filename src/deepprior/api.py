@@ -220,11 +220,20 @@ def inpaint(
 
 
 def deblur(
-    image: np.ndarray, kernel: np.ndarray | float, *, preset: str | Preset = "deblur", **options: Any
+    image: np.ndarray, kernel: np.ndarray | float, *, sigma: float | None = None, preset: str | Preset = "deblur",
+    **options: Any,
 ) -> np.ndarray | tuple[np.ndarray, FitResult]:
-    """Remove a known blur: ``kernel`` is a 2-D array, or a Gaussian sigma in pixels."""
+    """Remove a known blur: ``kernel`` is a 2-D array, or a Gaussian sigma in pixels.
+
+    ``sigma`` is the blurred image's noise level ([0, 1] scale), estimated
+    when not given; automatic stopping ends the fit once it reaches it.
+    """
     op = Blur.gaussian(float(kernel)) if np.isscalar(kernel) else Blur(np.asarray(kernel, dtype=np.float32))
-    return restore(image, op, preset=preset, **options)
+    if sigma is None:
+        from deepprior.noise import estimate_sigma
+
+        sigma = estimate_sigma(_to_hwc(image, options.get("channel_axis", -1))[0])
+    return restore(image, op, preset=preset, sigma=sigma, **options)
 
 
 def flash_no_flash(

@@ -154,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="the blurred image")
     p.add_argument("-o", "--output", required=True, help="where to write the result")
     p.add_argument("--kernel", required=True, help="gaussian:SIGMA, or a kernel file (.npy or a grey image)")
+    p.add_argument("--sigma", type=_non_negative_float, help="noise level of the blurred image on the 0-255 scale "
+                   "(estimated when not given); automatic stopping ends the fit when it reaches the noise")
 
     p = task("dejpeg", "Remove JPEG blocking and ringing.")
     p.add_argument("input", help="the JPEG-damaged image")
@@ -265,15 +267,21 @@ class Job:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _denoise_job(args: argparse.Namespace) -> Job:
+def _noise_level(args: argparse.Namespace, pixels: np.ndarray) -> tuple[float, str]:
+    """``--sigma`` (0-255 scale), or an estimate from the image, with where it came from."""
+    if args.sigma is not None:
+        return args.sigma, "given"
     from deepprior.noise import estimate_sigma
 
+    sigma = estimate_sigma(pixels) * 255
+    if not args.quiet:
+        print(f"estimated noise sigma: {sigma:.1f} (of 255)")
+    return sigma, "estimated"
+
+
+def _denoise_job(args: argparse.Namespace) -> Job:
     img = _read(args.input)
-    sigma, source = args.sigma, "given"
-    if sigma is None:
-        sigma, source = estimate_sigma(img.pixels) * 255, "estimated"
-        if not args.quiet:
-            print(f"estimated noise sigma: {sigma:.1f} (of 255)")
+    sigma, source = _noise_level(args, img.pixels)
     preset = args.preset or ("denoise-50" if sigma >= 40 else "denoise")
     return Job("denoise", preset, img, img.pixels, None, img.pixels.shape[:2], [args.input], baseline=img.pixels,
                alpha=img.alpha, extra={"sigma": round(sigma, 3), "sigma_source": source})
@@ -365,8 +373,10 @@ def _deblur_job(args: argparse.Namespace) -> Job:
     img = _read(args.input)
     _check_kernel_fits(operator, img.height, img.width, f"blur kernel '{spec}'")
     inputs = [args.input] + ([spec] if not spec.startswith("gaussian:") else [])
+    sigma, source = _noise_level(args, img.pixels)
     return Job("deblur", args.preset or "deblur", img, img.pixels, operator, img.pixels.shape[:2], inputs,
-               baseline=img.pixels, alpha=img.alpha, extra={"kernel": spec})
+               baseline=img.pixels, alpha=img.alpha, extra={"kernel": spec, "sigma": round(sigma, 3),
+                                                            "sigma_source": source})
 
 
 def _flash_job(args: argparse.Namespace) -> Job:
@@ -446,7 +456,7 @@ def _run_task(args: argparse.Namespace) -> int:
         to_tensor(job.measurement), job.operator, preset, image_size=job.image_size, channels=channels,
         iterations=args.iterations, seed=args.seed, device=device, ground_truth=to_tensor(gt) if gt is not None else None,
         guide=to_tensor(job.guide) if job.guide is not None else None, callbacks=callbacks, stop=args.stop,
-        sigma=job.extra["sigma"] / 255 if job.task == "denoise" else None,
+        sigma=job.extra["sigma"] / 255 if "sigma" in job.extra else None,
         progress=not args.quiet,
         description=f"{job.task} ({preset.name})",
     )

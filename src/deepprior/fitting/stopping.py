@@ -116,11 +116,15 @@ class WindowedVariance(StoppingRule):
 
     ``V_t = mean over the window of ||x_s - mean(x)||^2 / n_pixels``. Once no
     new minimum of ``V`` has been seen for ``patience`` steps, the run stops
-    and the output at the minimum (the averaged one when averaging is on) is
-    returned. Running sums keep each step O(image size).
+    and the output at the minimum is returned: the recipe's averaged output
+    when it averages, else the mean of the window's outputs, which is steadier
+    than any single one of them. Running sums keep each step O(image size).
+    This is the rule for tasks without a noise level (super-resolution,
+    inpainting, JPEG); for noisy measurements :class:`Discrepancy` stops
+    closer to the best point.
     """
 
-    name = "auto"
+    name = "windowed-variance"
 
     def __init__(self, window: int = 100, patience: int = 1000) -> None:
         if window < 2 or patience < 1:
@@ -157,7 +161,8 @@ class WindowedVariance(StoppingRule):
         self.variances.append((state.iteration, variance))
         if variance < self.min_variance:
             self.min_variance = variance
-            self.best = (state.iteration, _returned(state).clone())
+            chosen = state.average if state.average is not None else self._sum / self.window
+            self.best = (state.iteration, chosen.clone())
         elif self.best is not None and state.iteration - self.best[0] >= self.patience:
             return f"auto: output variance lowest at iteration {self.best[0]}, no lower for {self.patience} steps"
         return None
@@ -249,10 +254,12 @@ def make_rule(name: str, *, sigma: float | None = None, clipped: bool = True, **
     """A rule by name: ``auto``, ``fixed`` (needs ``iterations``) or ``oracle``.
 
     ``auto`` with the measurement's noise level ``sigma`` (given or
-    estimated) is :class:`Discrepancy`; without one, :class:`WindowedVariance`.
+    estimated) is :class:`Discrepancy`; without one, or with one below a
+    grey level (a clean measurement, where overfitting noise is no risk),
+    :class:`WindowedVariance`.
     """
     if name == "auto":
-        if sigma:
+        if sigma is not None and sigma >= 1 / 255:
             return Discrepancy(sigma, clipped=clipped, **options)
         return WindowedVariance(**options)
     if name == "fixed":
