@@ -118,6 +118,7 @@ EXAMPLES = {
     "flash": "deepprior flash --flash f.jpg --no-flash nf.jpg -o out.png",
     "degrade": "deepprior degrade clean.png -o noisy.png --noise 25 --seed 0",
     "demo": "deepprior demo -o demo.png",
+    "serve": "deepprior serve --port 7860 --concurrency 1",
 }
 
 
@@ -188,6 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=_positive_int, default=300, metavar="N", help="steps (default 300)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("serve", help="Start the web app (needs the 'web' extra: pip install 'deepprior[web]').",
+                       epilog=f"example:\n  {EXAMPLES['serve']}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=_whole_number(1, 65536), default=7860, help="port (default 7860)")
+    p.add_argument("--max-pixels", type=_positive_int, default=1_000_000, metavar="N",
+                   help="refuse images with more pixels (default 1000000)")
+    p.add_argument("--max-upload-mb", type=_positive_int, default=20, metavar="N", help="largest upload (default 20 MB)")
+    p.add_argument("--concurrency", type=_positive_int, default=1, metavar="N",
+                   help="runs at a time; others wait in the queue (default 1)")
     return parser
 
 
@@ -413,6 +424,24 @@ def _snapshot_callback(folder: str, every: int, bit_depth: int) -> Callable[[Any
     return save_snapshot
 
 
+def build_record(job: Job, preset: Any, result: Any, seed: int, device: Any, *, output: str,
+                 ground_truth: str | None = None, psnr: float | None = None,
+                 input_psnr: float | None = None) -> dict[str, Any]:
+    """The run's record: what was asked, what ran, why it stopped, and its history."""
+    channels = job.measurement.shape[2]
+    return {
+        "task": job.task, "preset": preset.name, "seed": seed, "device": str(device),
+        "inputs": job.inputs, "output": output, "ground_truth": ground_truth,
+        "image_size": {"height": job.image_size[0], "width": job.image_size[1], "channels": channels},
+        "parameters": result.parameters, "iterations_run": result.iterations_run,
+        "stop_iteration": result.stop_iteration, "stop_reason": result.stop_reason,
+        "seconds": round(result.seconds, 3), "backtracks": result.backtracks, "stopping": result.stopping,
+        "psnr": psnr, "input_psnr": input_psnr, "options": job.extra,
+        "history": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()} for row in result.history],
+        "versions": _versions(),
+    }
+
+
 def _run_task(args: argparse.Namespace) -> int:
     from deepprior.engine import resolve_device, run
     from deepprior.imageio import check_output_path, from_tensor, to_tensor, write_image, atomic_write_text
@@ -466,18 +495,10 @@ def _run_task(args: argparse.Namespace) -> int:
     input_psnr = psnr(gt, job.baseline) if gt is not None and job.baseline is not None else None
     reference_psnr = psnr(gt, job.reference[1]) if gt is not None and job.reference is not None else None
     if args.record:
-        record = {
-            "task": job.task, "preset": preset.name, "seed": seed, "device": str(device),
-            "inputs": job.inputs, "output": args.output, "ground_truth": args.ground_truth,
-            "image_size": {"height": job.image_size[0], "width": job.image_size[1], "channels": channels},
-            "parameters": result.parameters, "iterations_run": result.iterations_run,
-            "stop_iteration": result.stop_iteration, "stop_reason": result.stop_reason,
-            "seconds": round(result.seconds, 3), "backtracks": result.backtracks, "stopping": result.stopping,
-            "psnr": final_psnr, "input_psnr": input_psnr, "options": job.extra,
-            **({f"{job.reference[0]}_psnr": reference_psnr} if job.reference is not None else {}),
-            "history": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()} for row in result.history],
-            "versions": _versions(),
-        }
+        record = build_record(job, preset, result, seed, device, output=args.output, ground_truth=args.ground_truth,
+                              psnr=final_psnr, input_psnr=input_psnr)
+        if job.reference is not None:
+            record[f"{job.reference[0]}_psnr"] = reference_psnr
         atomic_write_text(args.record, json.dumps(record, indent=1, allow_nan=False if final_psnr != float("inf") else True) + "\n")
     if args.report:
         from deepprior.report import comparison_figure, curves_figure
@@ -588,6 +609,19 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from deepprior.web import WEB_EXTRA_HINT, serve
+
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise CLIError(WEB_EXTRA_HINT) from None
+    print(f"deepprior web app on http://{args.host}:{args.port} (Ctrl-C stops it)")
+    serve(args.host, args.port, max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb,
+          concurrency=args.concurrency)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``deepprior`` command; returns the exit code."""
     from deepprior.imageio import ImageError
@@ -595,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {"degrade": _degrade, "presets": _presets,
-                                                                 "demo": _demo}
+                                                                 "demo": _demo, "serve": _serve}
     handler = handlers.get(args.command, _run_task)
     try:
         return handler(args)

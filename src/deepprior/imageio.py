@@ -31,6 +31,7 @@ __all__ = [
     "atomic_write_text",
     "check_output_path",
     "from_tensor",
+    "image_size",
     "read_image",
     "to_tensor",
     "write_image",
@@ -96,6 +97,32 @@ def _one_line(error: BaseException) -> str:
 
 
 # ---------------------------------------------------------------- reading
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(width, height)`` from the file's header, without decoding its pixels,
+    so that an oversized image (a decompression bomb) can be refused cheaply.
+
+    Raises :class:`ImageError` when the file cannot be read as an image.
+    """
+    path = os.fspath(path)
+    try:
+        if _extension(path) in _TIFF:
+            with tifffile.TiffFile(path) as tif:
+                shape = tif.pages[0].shape
+            planar = len(shape) == 3 and shape[0] <= 4 < shape[-1]
+            return (shape[2], shape[1]) if planar else (shape[1], shape[0])
+        with open(path, "rb") as f:
+            header = f.read(24)
+        if header[:8] == _PNG_SIGNATURE and header[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", header[16:24])
+            return width, height
+        with PILImage.open(path) as im:
+            return im.size
+    except PILImage.DecompressionBombError as e:
+        raise ImageError(f"cannot read '{path}': the image is too large") from e
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, tifffile.TiffFileError) as e:
+        raise ImageError(f"cannot read '{path}': not an image file or damaged ({_one_line(e)})") from e
 
 
 def read_image(path: str | os.PathLike[str]) -> Image:

@@ -50,6 +50,10 @@ class StoppingRule:
         """What the rule saw and decided, for the run's record."""
         return {"rule": self.name}
 
+    def monitor(self) -> dict[str, float]:
+        """The rule's detector values now, by name, for live plots (may be empty)."""
+        return {}
+
 
 def _returned(state: IterationState) -> torch.Tensor:
     return state.average if state.average is not None else state.output
@@ -170,6 +174,9 @@ class WindowedVariance(StoppingRule):
     def selection(self) -> tuple[int, torch.Tensor] | None:
         return self.best
 
+    def monitor(self) -> dict[str, float]:
+        return {"output variance": self.variances[-1][1]} if self.variances else {}
+
     def describe(self) -> dict[str, object]:
         return {"rule": self.name, "window": self.window, "patience": self.patience,
                 "detected_iteration": self.best[0] if self.best else None,
@@ -244,6 +251,12 @@ class Discrepancy(StoppingRule):
             self.stopped_at = state.iteration
             return f"auto: fit reached the noise level (sigma {self.sigma:.4f}) at iteration {state.iteration}"
         return None
+
+    def monitor(self) -> dict[str, float]:
+        if not self._fits:
+            return {}
+        return {"fit (smoothed)": sum(self._fits) / len(self._fits),
+                "noise level": self.threshold if self.threshold is not None else self.factor * self.sigma**2}
 
     def describe(self) -> dict[str, object]:
         return {"rule": self.name, "sigma": self.sigma, "window": self.window, "clipped": self.clipped,

@@ -1,0 +1,194 @@
+"""A restoration running in the background for the web app: started from
+uploaded files, watched while it runs, stopped on demand.
+
+It has no Gradio in it, so it can be tested on its own. The job is built by
+the same code as the command line's (``deepprior.cli.JOBS``), so the web app
+accepts, refuses and words problems exactly as the CLI does.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepprior.cli import JOBS, CLIError, build_record
+from deepprior.engine import resolve_device, run
+from deepprior.fitting import IterationState, StoppingRule, make_rule
+from deepprior.imageio import ImageError, from_tensor, image_size, to_tensor, write_image, atomic_write_text
+from deepprior.presets import PRESETS, get_preset
+
+__all__ = ["InputProblem", "RestoreRun", "Snapshot", "TASKS"]
+
+TASKS = ("denoise", "superres", "inpaint", "deblur", "dejpeg")
+STOPPED_BY_USER = "stopped from the page"
+
+
+class InputProblem(ValueError):
+    """Something wrong with what the user sent, worded for the page."""
+
+
+@dataclass
+class Snapshot:
+    """What the page shows while a run goes on."""
+
+    iteration: int = 0
+    cap: int = 0
+    elapsed: float = 0.0
+    curves: list[tuple[int, str, float]] = field(default_factory=list)  # (iteration, series, value)
+    preview: np.ndarray | None = None
+    finished: bool = False
+    error: str | None = None
+
+    @property
+    def seconds_left(self) -> float | None:
+        """At most this long to go: the cap, at the pace so far (an automatic stop may come sooner)."""
+        if self.iteration == 0 or self.finished:
+            return None
+        return self.elapsed / self.iteration * max(self.cap - self.iteration, 0)
+
+
+class RestoreRun:
+    """One restoration: validated at construction, run in a thread by :meth:`start`.
+
+    Parameters
+    ----------
+    task : one of :data:`TASKS`.
+    image : path of the uploaded image.
+    workdir : a private folder for this run's outputs.
+    mask : path of the mask (inpainting: white = known, black = to fill).
+    preset, scale, sigma (0-255 scale), kernel, iterations, seed : as on the command line;
+        ``iterations=None`` stops automatically.
+    max_pixels : refuse larger images (checked from the header, before decoding).
+    preview_every : seconds between preview images.
+    """
+
+    def __init__(self, task: str, image: str, workdir: Path, *, mask: str | None = None, preset: str | None = None,
+                 scale: int = 4, sigma: float | None = None, kernel: str = "gaussian:1.6",
+                 iterations: int | None = None, seed: int | None = None, max_pixels: int = 1_000_000,
+                 preview_every: float = 1.0, device: str = "auto") -> None:
+        if task not in TASKS:
+            raise InputProblem(f"unknown task {task!r} (use {', '.join(TASKS)})")
+        if not image:
+            raise InputProblem("no image uploaded")
+        for what, path in (("image", image), ("mask", mask)):
+            if path is not None:
+                _check_size(path, what, max_pixels)
+        if preset is not None and preset not in PRESETS:  # names only: a web user must not point at server files
+            raise InputProblem(f"unknown recipe {preset!r} (use one of: {', '.join(PRESETS)})")
+        if iterations is not None and iterations < 1:
+            raise InputProblem(f"iterations must be at least 1, got {iterations}")
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        args = argparse.Namespace(input=image, mask=mask, preset=preset or None, scale=int(scale), sigma=sigma,
+                                  kernel=kernel, quiet=True)
+        try:
+            self.job = JOBS[task](args)
+            self.preset = get_preset(self.job.preset)
+        except (CLIError, ImageError, ValueError) as exc:  # name the upload, not its temporary path
+            message = str(exc).replace(f"'{image}'", "the image")
+            raise InputProblem(message.replace(f"'{mask}'", "the mask") if mask else message) from None
+        h, w = self.job.image_size
+        if h * w > max_pixels * (int(scale) ** 2 if task == "superres" else 1):
+            raise InputProblem(f"the result would be {w}x{h}, above this server's limit")
+        self.task = task
+        self.iterations = iterations
+        self.seed = seed
+        self.device = resolve_device(device)
+        self.preview_every = preview_every
+        sigma01 = self.job.extra["sigma"] / 255 if "sigma" in self.job.extra else None
+        self.sigma = sigma01
+        self.rule: StoppingRule
+        if iterations is None:
+            identity = self.job.operator is None
+            self.rule = make_rule("auto", sigma=sigma01, clipped=identity)
+        else:
+            self.rule = make_rule("fixed", iterations=iterations)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._snapshot = Snapshot(cap=iterations or self.preset.fit.iterations)
+        self._last_preview = 0.0
+        self._thread: threading.Thread | None = None
+        self.result: Any = None
+        self.output_path: Path | None = None
+        self.record_path: Path | None = None
+
+    # ------------------------------------------------------------- control
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name=f"deepprior-{self.task}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the run to end at its next iteration; it keeps its best result so far."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.finished
+
+    @property
+    def finished(self) -> bool:
+        return self._snapshot.finished
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            snap = self._snapshot
+            return Snapshot(snap.iteration, snap.cap, snap.elapsed, list(snap.curves),
+                            None if snap.preview is None else snap.preview.copy(), snap.finished, snap.error)
+
+    # ------------------------------------------------------------- work
+    def _watch(self, state: IterationState) -> str | None:
+        now = time.perf_counter()
+        with self._lock:
+            snap = self._snapshot
+            snap.iteration, snap.elapsed = state.iteration, state.seconds
+            every = max(1, snap.cap // 300)  # a few hundred points are plenty for a plot
+            if state.iteration % every == 0 or state.iteration == 1:
+                snap.curves.append((state.iteration, "loss", state.loss))
+                snap.curves.extend((state.iteration, name, value) for name, value in self.rule.monitor().items())
+            if now - self._last_preview >= self.preview_every:
+                shown = state.average if state.average is not None else state.output
+                snap.preview = from_tensor(shown.cpu())
+                self._last_preview = now
+        return STOPPED_BY_USER if self._stop.is_set() else None
+
+    def _work(self) -> None:
+        job = self.job
+        try:
+            result, _, seed = run(
+                to_tensor(job.measurement), job.operator, self.preset, image_size=job.image_size,
+                channels=job.measurement.shape[2], iterations=self.iterations, seed=self.seed, device=self.device,
+                guide=None, callbacks=[self._watch], stop=self.rule, sigma=self.sigma,
+                description=f"{job.task} ({self.preset.name})",
+            )
+            restored = from_tensor(result.output.cpu())
+            self.output_path = self.workdir / "restored.png"
+            write_image(self.output_path, restored, bit_depth=job.image.bit_depth, alpha=job.alpha)
+            record = build_record(job, self.preset, result, seed, self.device, output=str(self.output_path))
+            self.record_path = self.workdir / "record.json"
+            atomic_write_text(self.record_path, json.dumps(record, indent=1) + "\n")
+            self.result = result
+            with self._lock:
+                self._snapshot.preview = restored
+        except Exception as exc:  # the page shows it; the server goes on
+            with self._lock:
+                self._snapshot.error = f"the run failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        finally:
+            with self._lock:
+                self._snapshot.finished = True
+
+
+def _check_size(path: str, what: str, max_pixels: int) -> None:
+    try:
+        width, height = image_size(path)
+    except ImageError:
+        raise InputProblem(f"the {what} cannot be read: it is not an image file, or it is damaged") from None
+    if width * height > max_pixels:
+        raise InputProblem(f"the {what} is {width}x{height} ({width * height / 1e6:.1f} megapixels); this server "
+                           f"takes at most {max_pixels / 1e6:.1f} megapixels")
