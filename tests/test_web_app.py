@@ -162,3 +162,25 @@ def test_painted_strokes_become_the_mask(tmp_path: Path) -> None:
     mask = read_image(path).pixels[..., 0]
     assert mask.shape == (6, 8) and mask[2:4, 3:6].max() == 0 and mask.sum() == 6 * 8 - 6
     assert _drawn_mask({"background": None, "layers": [np.zeros((6, 8, 4), np.uint8)]}, tmp_path) is None
+
+
+def test_a_cancelled_job_frees_its_slot(server: str, noisy: str) -> None:
+    from gradio_client.utils import Status
+
+    client = Client(server, verbose=False)
+    endless = ("denoise", None, None, "default", 4, 25, 1.6, False, 100_000, 0)
+    first = client.submit(handle_file(noisy), *endless, api_name="/restore")
+    while first.status().code not in (Status.PROCESSING, Status.ITERATING):
+        time.sleep(0.1)
+    time.sleep(2)
+    first.cancel()  # what Gradio does for a closed tab
+    start = time.monotonic()
+    result = client.predict(handle_file(noisy), *FIVE_STEPS, api_name="/restore")
+    assert read_image(result[4]).pixels.shape == (40, 48, 3)
+    assert time.monotonic() - start < 120  # 100000 steps would take hours: the slot was freed
+    import threading
+
+    deadline = time.monotonic() + 30  # and the cancelled fit itself has ended, not just left the queue
+    while any(t.name.startswith("deepprior-") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(t.name.startswith("deepprior-") for t in threading.enumerate())
