@@ -199,8 +199,8 @@ def evaluate_image(args: argparse.Namespace, name: str, path: Path) -> dict[str,
         clean_t = to_tensor(clean)
         recorder = Recorder(score=lambda t: float(-10 * torch.log10(((t.cpu().clamp(0, 1) - clean_t) ** 2).mean())))
     result, _, _ = run(to_tensor(corrupted), operator, preset, image_size=size, iterations=iterations, seed=seed,
-                       device=args.device, ground_truth=to_tensor(clean), callbacks=[oracle, *autos.values(), recorder], progress=args.progress,
-                       description=f"{args.task} {name}")
+                       device=args.device, ground_truth=to_tensor(clean), callbacks=[oracle, *autos.values(), recorder],
+                       progress=args.progress, description=f"{args.task} {name}", precision=args.precision)
     outputs = {"fixed": (result.iterations_run, from_tensor(result.output.cpu()))}
     best = oracle.selection()
     outputs["oracle"] = (best[0], from_tensor(best[1].cpu()))
@@ -269,6 +269,8 @@ def main() -> int:
     parser.add_argument("--cap", type=int, default=None, help="cap on iterations (the inpainting table uses 4000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
+                        help="fp32 (default) runs the paper's recipe exactly as the original computes it")
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

@@ -41,6 +41,7 @@ def main() -> int:
         result, _, _ = run(
             to_tensor(noisy), None, get_preset("denoise"), image_size=clean.shape[:2],
             iterations=args.iterations, seed=seed, device="cpu", ground_truth=to_tensor(clean), progress=True,
+            precision="fp32",  # the original's arithmetic
         )
         runs.append({"seed": seed, "noisy_psnr": psnr(clean, noisy), "history": result.history,
                      "seconds_per_iteration": result.seconds / result.iterations_run})

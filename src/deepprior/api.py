@@ -70,6 +70,7 @@ def restore(
     callbacks: Sequence[Callable[[IterationState], Any]] = (),
     stop: str | None = None,
     sigma: float | None = None,
+    precision: str = "auto",
     progress: bool = False,
     return_result: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, FitResult]:
@@ -94,6 +95,8 @@ def restore(
         default with ``iterations``); ``"oracle"`` keeps the output closest
         to ``ground_truth`` (benchmarks only).
     sigma : noise standard deviation ([0, 1] scale), for SURE-loss recipes.
+    precision : ``"auto"`` (bfloat16 where the device computes it natively,
+        about 2x faster), ``"bf16"`` or ``"fp32"`` (the original's arithmetic).
     return_result : also return the :class:`FitResult` (history, timings).
 
     Examples
@@ -128,6 +131,7 @@ def restore(
         stop=stop,
         sigma=sigma,
         progress=progress,
+        precision=precision,
     )
     out = _from_hwc(from_tensor(result.output.cpu()), was_2d, channel_axis)
     return (out, result) if return_result else out

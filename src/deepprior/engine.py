@@ -22,7 +22,29 @@ from deepprior.operators import Identity
 from deepprior.nets import Generator, build_net, meshgrid_input, noise_input
 from deepprior.presets import Preset
 
-__all__ = ["resolve_device", "run", "canvas_frame"]
+__all__ = ["resolve_device", "resolve_precision", "run", "canvas_frame"]
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively (so autocast pays off)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        except AttributeError:  # an older PyTorch without these probes
+            return False
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"`` is ``"bf16"`` where the device computes it natively, else
+    ``"fp32"``; ``"fp32"`` is the original's arithmetic, exactly."""
+    if precision == "auto":
+        return "bf16" if bf16_is_fast(device) else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+    return precision
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -100,6 +122,7 @@ def run(
     sigma: float | None = None,
     progress: bool = False,
     description: str | None = None,
+    precision: str = "auto",
 ) -> tuple[FitResult, Generator, int]:
     """Fit ``preset``'s generator to ``measurement`` through ``operator``.
 
@@ -119,6 +142,9 @@ def run(
         ``"oracle"`` (best PSNR against ``ground_truth``; benchmarks only), or
         a :class:`~deepprior.fitting.StoppingRule`. By default ``"auto"``,
         or ``"fixed"`` when ``iterations`` is given.
+    precision : ``"auto"`` (bfloat16 autocast and channels-last layout where
+        the device computes bf16 natively, about 2x faster; fp32 elsewhere),
+        ``"bf16"``, or ``"fp32"``: the original's arithmetic and layout.
     sigma : the measurement's noise level ([0, 1] scale), given or
         estimated: ``auto`` then stops by the discrepancy principle, and
         SURE-loss recipes need it.
@@ -128,6 +154,7 @@ def run(
     (result, net, seed) : the fit result, the trained generator, and the seed used.
     """
     dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)
     preset = preset.with_iterations(iterations)
     if preset.fit.loss == "sure" and preset.fit.sure_sigma is None and sigma is not None:
         preset = replace(preset, fit=replace(preset.fit, sure_sigma=sigma))
@@ -183,5 +210,7 @@ def run(
         generator=generator,
         progress=progress,
         description=description or preset.name,
+        precision=precision,
+        channels_last=precision == "bf16",
     )
     return result, net, seed

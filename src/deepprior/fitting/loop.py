@@ -22,7 +22,7 @@ from deepprior.fitting.result import FitResult, IterationState
 from deepprior.fitting.stopping import StoppingRule
 from deepprior.operators import as_operator
 
-__all__ = ["FitConfig", "fit", "Frame"]
+__all__ = ["FitConfig", "fit", "Frame", "PRECISIONS"]
 
 Frame = tuple[int, int, int, int]
 """(top, left, height, width) of the image inside the network's canvas."""
@@ -92,6 +92,9 @@ def _total_variation(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 def _sure_correction(
     net: nn.Module,
     z: torch.Tensor,
@@ -134,6 +137,8 @@ def fit(
     generator: torch.Generator | None = None,
     progress: bool = False,
     description: str = "fitting",
+    precision: str = "fp32",
+    channels_last: bool = False,
 ) -> FitResult:
     """Fit ``net`` to ``measurement`` through ``operator`` and return the result.
 
@@ -157,6 +162,13 @@ def fit(
         past ``config.iterations`` in any case.
     generator : random source for the input perturbation (reproducibility).
     progress : show a progress bar with loss and PSNR.
+    precision : ``"fp32"`` (the original's arithmetic) or ``"bf16"``: the
+        network runs under bfloat16 autocast while the weights, the optimiser,
+        the loss and the averaged output stay in fp32. About 2x faster on
+        CPUs with native bf16 (AVX512-BF16, AMX) and on recent GPUs. The
+        SURE loss always runs in fp32 (its finite-difference probe needs it).
+    channels_last : keep the network and its input in channels-last memory
+        layout, which the CPU's convolution kernels prefer.
 
     Examples
     --------
@@ -169,6 +181,12 @@ def fit(
     (3, (1, 1, 8, 8), 'iterations')
     """
     device = net_input.device
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    use_bf16 = precision == "bf16" and config.loss != "sure"
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        net_input = net_input.contiguous(memory_format=torch.channels_last)
     if config.loss == "sure" and config.sure_sigma is None:
         raise ValueError("the SURE loss needs the noise level (sure_sigma, or sigma for denoising)")
     operator = as_operator(operator)
@@ -204,7 +222,9 @@ def fit(
             if config.reg_noise_std > 0:
                 eps = torch.randn(net_input.shape, generator=generator, device=generator.device if generator else device)
                 z = net_input + eps.to(device) * config.reg_noise_std
-            out = crop(net(z))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                out = crop(net(z))
+            out = out.float()
             data_loss = torch.mean((operator(out) - y) ** 2)
             loss = data_loss
             if config.loss == "sure":
@@ -296,4 +316,5 @@ def fit(
         if chosen is not None:
             result.stop_iteration, result.selected = chosen
         result.stopping = stopping.describe()
+    result.precision = "bf16" if use_bf16 else "fp32"
     return result

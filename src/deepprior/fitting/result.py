@@ -50,6 +50,7 @@ class FitResult:
         last), or ``None``.
     stopping : what the stopping rule saw and decided.
     seconds : wall time of the loop.
+    precision : the arithmetic the network ran in (``"fp32"`` or ``"bf16"``).
     parameters : trainable parameters of the network.
     """
 
@@ -64,6 +65,7 @@ class FitResult:
     backtracks: int = 0
     selected: torch.Tensor | None = None
     stopping: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
 
     @property
     def output(self) -> torch.Tensor:
