@@ -48,6 +48,17 @@ def windowed_variance(row: dict[str, Any], window: int, patience: int, averaged:
     return stop, means.get(best_i, _scores(row)[best_i - 1])
 
 
+def plateau(row: dict[str, Any], threshold: float, averaged: bool) -> tuple[int, float]:
+    """Stop once the 100-step window mean has moved less than ``threshold`` (mean squared
+    change per pixel) over the last 100 steps; return the averaged output or that window mean."""
+    end = row["iterations"]
+    stop = next((i for i, d in row["variances"]["drift100"] if d < threshold), end)
+    if averaged:
+        return stop, _scores(row)[stop - 1]
+    means = dict(map(tuple, row["variances"]["window_mean_score"]))
+    return stop, means.get(stop, _scores(row)[stop - 1])
+
+
 def last_window_mean(row: dict[str, Any]) -> tuple[int, float]:
     """Run to the end and return the mean of the last 100 outputs."""
     means = row["variances"]["window_mean_score"]
@@ -65,6 +76,9 @@ def study(rows: list[dict[str, Any]], averaged: bool) -> list[tuple[str, list[fl
         for patience in (250, 500, 1000):
             candidates[f"variance w{window} p{patience}"] = (
                 lambda r, i, w=window, p=patience: windowed_variance(r, w, p, averaged))
+    if all("drift100" in r["variances"] for r in rows):
+        for threshold in (1e-5, 5e-6, 3e-6, 2e-6, 1e-6):
+            candidates[f"plateau {threshold:g}"] = lambda r, i, t=threshold: plateau(r, t, averaged)
     for name, rule in candidates.items():
         stops, gaps = [], []
         for i, row in enumerate(rows):

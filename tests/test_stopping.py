@@ -139,3 +139,21 @@ def test_callbacks_see_the_iteration_a_rule_stops_at(clean_rgb) -> None:
     result, _, _ = run(to_tensor(clean_rgb[:16, :16]), None, tiny_preset(50), image_size=(16, 16), seed=0,
                        iterations=4, callbacks=[lambda s: seen.append(s.iteration)])
     assert seen == [1, 2, 3, 4] and result.stop_reason == "fixed: 4 iterations"
+
+
+def test_plateau_stops_once_the_output_settles() -> None:
+    # outputs converge geometrically towards a fixed image, with a little jitter
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand((1, 1, 8, 8), generator=gen)
+    rule = WindowedVariance(window=10, patience=10_000, plateau=1e-6)
+    reason = None
+    for i in range(1, 2000):
+        out = target * (1 - 0.99**i) + 1e-4 * torch.randn((1, 1, 8, 8), generator=gen)
+        reason = rule(_state(i, out))
+        if reason:
+            break
+    assert reason is not None and "settled" in reason
+    stop, chosen = rule.selection()
+    assert stop == i and i % 5 == 0 and 300 < i < 1500
+    assert rule.drifts[-1][1] < 1e-6 <= rule.drifts[-2][1]
+    assert torch.allclose(chosen, target, atol=0.05)
