@@ -60,6 +60,20 @@ _scale = _whole_number(2)
 _seed = _whole_number(0, 2**64)
 
 
+def _memory_size(text: str) -> int:
+    """``16G``, ``512M``, ``2.5GiB`` or a number of bytes."""
+    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = cleaned[-1] if cleaned and cleaned[-1] in units else ""
+    try:
+        value = float(cleaned[: len(cleaned) - len(unit)]) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size such as 16G or 500M, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive size, got {text!r}")
+    return int(value)
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -103,6 +117,13 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                        help="auto: bfloat16 where the device computes it natively (about 2x faster), else fp32; "
                        "fp32: the original's arithmetic exactly")
+    group.add_argument("--max-memory", type=_memory_size, metavar="SIZE",
+                       help="refuse runs whose estimated peak memory is larger, e.g. 16G or 500M "
+                       "(default: 80%% of the memory free now)")
+    group.add_argument("--tile", type=_whole_number(32), metavar="N",
+                       help="restore in overlapping N x N tiles blended smoothly (for images too large for memory)")
+    group.add_argument("--tile-overlap", type=_whole_number(0), default=32, metavar="N",
+                       help="pixels shared by neighbouring tiles (default 32)")
     group.add_argument("--ground-truth", metavar="GT", help="clean image: PSNR is printed and recorded (never used to fit)")
     group.add_argument("--record", metavar="JSON", help="write the run's record (parameters, history, timings) as JSON")
     group.add_argument("--report", metavar="DIR", help="write a comparison figure and loss / PSNR curves into DIR")
@@ -445,6 +466,77 @@ def build_record(job: Job, preset: Any, result: Any, seed: int, device: Any, *, 
     }
 
 
+def _check_memory(job: Job, preset: Any, args: argparse.Namespace, device: Any) -> None:
+    """Refuse, before any work, a fit (or a tile) that would not fit in the memory budget."""
+    from deepprior.engine import estimate_memory
+    from deepprior.imageio import to_tensor
+    from deepprior.memory import available_bytes, format_bytes
+
+    budget = args.max_memory if args.max_memory else int(0.8 * available_bytes(device))
+    channels = job.measurement.shape[2]
+    guide = to_tensor(job.guide) if job.guide is not None else None
+    h, w = job.image_size
+    if args.tile:
+        size = (min(args.tile, h), min(args.tile, w))
+        need = estimate_memory(preset, size, channels, guide)
+        if need > budget:
+            raise CLIError(f"a {args.tile}x{args.tile} tile needs about {format_bytes(need)} but "
+                           f"{format_bytes(budget)} is allowed (--max-memory): use a smaller --tile")
+        return
+    need = estimate_memory(preset, (h, w), channels, guide)
+    if need > budget:
+        fitting = [t for t in (1024, 512, 256, 128, 64) if t < max(h, w)
+                   and estimate_memory(preset, (min(t, h), min(t, w)), channels, guide) <= budget]
+        advice = (f"add --tile {fitting[0]} to restore it in overlapping tiles" if fitting
+                  else "even 64-pixel tiles would not fit")
+        raise CLIError(f"restoring {w}x{h} needs about {format_bytes(need)} but {format_bytes(budget)} is allowed "
+                       f"(--max-memory, default 80% of the free memory): {advice}")
+
+
+def _run_tiled(job: Job, preset: Any, args: argparse.Namespace, device: Any) -> tuple[np.ndarray, Any, int]:
+    """Restore ``job`` tile by tile (see :mod:`deepprior.tiling`); return the image, a summary result, the seed."""
+    import secrets
+
+    import torch
+
+    from deepprior.engine import run
+    from deepprior.fitting import FitResult
+    from deepprior.imageio import from_tensor, to_tensor
+    from deepprior.tiling import assemble, tile_boxes, tile_operator
+
+    h, w = job.image_size
+    multiple = job.extra.get("scale", 1)
+    overlap = max(args.tile_overlap // multiple * multiple, multiple)
+    boxes = tile_boxes(h, w, args.tile, overlap, multiple)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    pieces, tiles = [], []
+    total = FitResult(image=torch.empty(0), average=None, stop_reason=f"tiled: {len(boxes)} tiles")
+    for index, box in enumerate(boxes, 1):
+        try:
+            operator, cut = tile_operator(job.operator, box)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+        measurement = cut(job.measurement)
+        guide = job.guide[box.top : box.top + box.height, box.left : box.left + box.width] if job.guide is not None else None
+        result, _, _ = run(
+            to_tensor(measurement), operator, preset, image_size=(box.height, box.width),
+            channels=job.measurement.shape[2], iterations=args.iterations, seed=seed, device=device,
+            guide=to_tensor(guide) if guide is not None else None, stop=args.stop,
+            sigma=job.extra["sigma"] / 255 if "sigma" in job.extra else None, progress=not args.quiet,
+            description=f"{job.task} tile {index}/{len(boxes)}", precision=args.precision,
+        )
+        pieces.append((box, from_tensor(result.output.cpu())))
+        tiles.append({"top": box.top, "left": box.left, "height": box.height, "width": box.width,
+                      "iterations_run": result.iterations_run, "stop_iteration": result.stop_iteration,
+                      "stop_reason": result.stop_reason, "seconds": round(result.seconds, 3)})
+        total.iterations_run += result.iterations_run
+        total.seconds += result.seconds
+        total.parameters, total.precision = result.parameters, result.precision
+    total.stopping = {"tiles": tiles, "tile": args.tile, "overlap": overlap}
+    total.stop_iteration = max(t["stop_iteration"] for t in tiles)
+    return assemble(h, w, job.measurement.shape[2], overlap, pieces), total, seed
+
+
 def _run_task(args: argparse.Namespace) -> int:
     from deepprior.engine import resolve_device, run
     from deepprior.imageio import check_output_path, from_tensor, to_tensor, write_image, atomic_write_text
@@ -483,17 +575,24 @@ def _run_task(args: argparse.Namespace) -> int:
             raise CLIError(f"ground truth '{args.ground_truth}' is {gw}x{gh} but the output will be "
                            f"{job.image_size[1]}x{job.image_size[0]}")
         gt = _match_channels(gt_img.pixels, channels, "ground truth")
+    _check_memory(job, preset, args, device)
     callbacks = [_snapshot_callback(args.snapshots, args.every, job.image.bit_depth)] if args.snapshots else []
-    result, net, seed = run(
-        to_tensor(job.measurement), job.operator, preset, image_size=job.image_size, channels=channels,
-        iterations=args.iterations, seed=args.seed, device=device, ground_truth=to_tensor(gt) if gt is not None else None,
-        guide=to_tensor(job.guide) if job.guide is not None else None, callbacks=callbacks, stop=args.stop,
-        sigma=job.extra["sigma"] / 255 if "sigma" in job.extra else None,
-        progress=not args.quiet,
-        description=f"{job.task} ({preset.name})",
-        precision=args.precision,
-    )
-    restored = from_tensor(result.output.cpu())
+    if args.tile:
+        if args.snapshots or args.ground_truth:
+            raise CLIError("--tile does not go with --snapshots or --ground-truth")
+        restored, result, seed = _run_tiled(job, preset, args, device)
+    else:
+        result, net, seed = run(
+            to_tensor(job.measurement), job.operator, preset, image_size=job.image_size, channels=channels,
+            iterations=args.iterations, seed=args.seed, device=device,
+            ground_truth=to_tensor(gt) if gt is not None else None,
+            guide=to_tensor(job.guide) if job.guide is not None else None, callbacks=callbacks, stop=args.stop,
+            sigma=job.extra["sigma"] / 255 if "sigma" in job.extra else None,
+            progress=not args.quiet,
+            description=f"{job.task} ({preset.name})",
+            precision=args.precision,
+        )
+        restored = from_tensor(result.output.cpu())
     write_image(args.output, restored, bit_depth=job.image.bit_depth, alpha=job.alpha)
     final_psnr = psnr(gt, restored) if gt is not None else None
     input_psnr = psnr(gt, job.baseline) if gt is not None and job.baseline is not None else None
@@ -518,8 +617,9 @@ def _run_task(args: argparse.Namespace) -> int:
         if gt is not None:
             panels.append(("ground truth", gt))
         comparison_figure(os.path.join(args.report, "comparison.png"), panels)
-        curves_figure(os.path.join(args.report, "curves.png"), result.history, stop_iteration=result.stop_iteration,
-                      stop_reason=result.stop_reason)
+        if result.history:  # a tiled run has one history per tile: the record has them in short
+            curves_figure(os.path.join(args.report, "curves.png"), result.history,
+                          stop_iteration=result.stop_iteration, stop_reason=result.stop_reason)
     if not args.quiet:
         h, w = job.image_size
         line = (f"wrote {args.output} ({w}x{h}): {job.task} with preset '{preset.name}', {result.iterations_run} "

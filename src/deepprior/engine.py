@@ -22,7 +22,7 @@ from deepprior.operators import Identity
 from deepprior.nets import Generator, build_net, meshgrid_input, noise_input
 from deepprior.presets import Preset
 
-__all__ = ["resolve_device", "resolve_precision", "run", "canvas_frame"]
+__all__ = ["build_generator", "canvas_frame", "estimate_memory", "resolve_device", "resolve_precision", "run"]
 
 
 def bf16_is_fast(device: torch.device) -> bool:
@@ -105,6 +105,36 @@ def _network_input(
     raise ValueError(f"unknown network input {preset.input_kind!r} (use noise, meshgrid or image)")
 
 
+def build_generator(preset: Preset, out_channels: int, guide: torch.Tensor | None = None) -> tuple[Generator, int]:
+    """``preset``'s network (randomly initialised) and the channel count of its input."""
+    if preset.input_kind == "meshgrid":
+        in_channels = 2
+    elif preset.input_kind in ("image", "measurement"):
+        if guide is None:
+            raise ValueError(f"preset {preset.name!r} needs a guidance image as network input")
+        in_channels = guide.shape[1]
+    else:
+        in_channels = preset.input_channels
+    if preset.net == "deep_decoder":
+        in_channels = dict(preset.net_options).get("channels", 64)
+    try:
+        net = build_net(preset.net, in_channels, out_channels, **dict(preset.net_options))
+    except TypeError as exc:
+        raise ValueError(f"preset {preset.name!r} has network options that {preset.net!r} does not take: {exc}") from None
+    return net, in_channels
+
+
+def estimate_memory(preset: Preset, image_size: tuple[int, int], channels: int, guide: torch.Tensor | None = None) -> int:
+    """Bytes a fit of ``preset`` on an image of ``image_size`` will need at its peak (see :mod:`deepprior.memory`)."""
+    from deepprior.memory import estimate_fit_bytes
+
+    if guide is None and preset.input_kind in ("image", "measurement"):
+        guide = torch.zeros(1, channels, 1, 1)
+    net, in_channels = build_generator(preset, channels, guide)
+    ch, cw, _ = canvas_frame(image_size[0], image_size[1], net.size_multiple, net.min_size)
+    return estimate_fit_bytes(net, in_channels, (ch, cw))
+
+
 def run(
     measurement: torch.Tensor,
     operator: nn.Module | Callable[[torch.Tensor], torch.Tensor] | None,
@@ -177,21 +207,7 @@ def run(
         rule = stop
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     torch.manual_seed(seed)
-    out_channels = channels or measurement.shape[1]
-    if preset.input_kind == "meshgrid":
-        in_channels = 2
-    elif preset.input_kind in ("image", "measurement"):
-        if guide is None:
-            raise ValueError(f"preset {preset.name!r} needs a guidance image as network input")
-        in_channels = guide.shape[1]
-    else:
-        in_channels = preset.input_channels
-    if preset.net == "deep_decoder":
-        in_channels = dict(preset.net_options).get("channels", 64)
-    try:
-        net = build_net(preset.net, in_channels, out_channels, **dict(preset.net_options))
-    except TypeError as exc:
-        raise ValueError(f"preset {preset.name!r} has network options that {preset.net!r} does not take: {exc}") from None
+    net, in_channels = build_generator(preset, channels or measurement.shape[1], guide)
     height, width = image_size
     ch, cw, frame = canvas_frame(height, width, net.size_multiple, net.min_size)
     generator = torch.Generator().manual_seed(seed)

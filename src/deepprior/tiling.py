@@ -1,0 +1,104 @@
+"""Restore an image too large for memory as overlapping tiles, blended smoothly.
+
+Each tile is fitted on its own (its own network, the same recipe and seed)
+through the task's operator restricted to the tile; neighbouring tiles
+overlap, and their results are blended with raised-cosine weights across
+the overlap so no seam shows. Works for the operators whose restriction to a
+tile is the same kind of operator: identity (denoising, JPEG), masks
+(inpainting), blurs and downsamplers (super-resolution, on tiles aligned to
+the scale).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from deepprior.operators import Blur, Downsample, Identity, Mask
+
+__all__ = ["Tile", "tile_boxes", "blend_weights", "tile_operator", "assemble"]
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A box of the output image: rows ``top:top+height``, columns ``left:left+width``."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def _starts(length: int, tile: int, overlap: int, multiple: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    step = (length - tile) / (count - 1)
+    starts = sorted({min(int(round(i * step)) // multiple * multiple, length - tile) for i in range(count)})
+    return starts
+
+
+def tile_boxes(height: int, width: int, tile: int, overlap: int, multiple: int = 1) -> list[Tile]:
+    """Tiles of at most ``tile`` x ``tile`` covering the image, neighbours
+    sharing at least ``overlap`` pixels, corners on multiples of ``multiple``.
+
+    >>> [(t.top, t.left, t.height, t.width) for t in tile_boxes(100, 60, 64, 16)]
+    [(0, 0, 64, 60), (36, 0, 64, 60)]
+    """
+    if tile <= overlap:
+        raise ValueError(f"the tile ({tile}) must be larger than the overlap ({overlap})")
+    th, tw = min(tile, height), min(tile, width)
+    return [Tile(top, left, th, tw) for top in _starts(height, tile, overlap, multiple)
+            for left in _starts(width, tile, overlap, multiple)]
+
+
+def blend_weights(box: Tile, height: int, width: int, overlap: int) -> np.ndarray:
+    """``(h, w)`` weights of a tile: 1 inside, falling smoothly (raised cosine)
+    to near 0 across ``overlap`` pixels on the sides that have a neighbour."""
+
+    def ramp(n: int, at_start: bool, at_end: bool) -> np.ndarray:
+        w = np.ones(n)
+        k = min(overlap, n // 2)
+        if k > 0:
+            rise = 0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)
+            if not at_start:
+                w[:k] = rise
+            if not at_end:
+                w[n - k :] = rise[::-1]
+        return w
+
+    rows = ramp(box.height, box.top == 0, box.top + box.height >= height)
+    cols = ramp(box.width, box.left == 0, box.left + box.width >= width)
+    return np.outer(rows, cols)
+
+
+def tile_operator(operator: object, box: Tile) -> tuple[object, Callable[[np.ndarray], np.ndarray]]:
+    """The operator restricted to ``box`` (output coordinates), and how to cut
+    the measurement for it. Raises ``ValueError`` for operators that cannot be tiled."""
+    if operator is None or isinstance(operator, Identity):
+        return operator, lambda m: m[box.top : box.top + box.height, box.left : box.left + box.width]
+    if isinstance(operator, Mask):
+        mask = operator.mask[..., box.top : box.top + box.height, box.left : box.left + box.width]
+        return Mask(mask.clone()), lambda m: m[box.top : box.top + box.height, box.left : box.left + box.width]
+    if isinstance(operator, Blur):
+        return operator, lambda m: m[box.top : box.top + box.height, box.left : box.left + box.width]
+    if isinstance(operator, Downsample):
+        f = operator.factor
+        if box.top % f or box.left % f or box.height % f or box.width % f:
+            raise ValueError(f"super-resolution tiles must align to the scale {f}")
+        return operator, lambda m: m[box.top // f : (box.top + box.height) // f, box.left // f : (box.left + box.width) // f]
+    raise ValueError(f"tiling is not available for the operator {type(operator).__name__}")
+
+
+def assemble(height: int, width: int, channels: int, overlap: int,
+             pieces: list[tuple[Tile, np.ndarray]]) -> np.ndarray:
+    """Blend restored tiles into one ``(height, width, channels)`` image."""
+    total = np.zeros((height, width, channels))
+    weight = np.zeros((height, width, 1))
+    for box, piece in pieces:
+        w = blend_weights(box, height, width, overlap)[..., None]
+        total[box.top : box.top + box.height, box.left : box.left + box.width] += w * piece
+        weight[box.top : box.top + box.height, box.left : box.left + box.width] += w
+    return (total / np.maximum(weight, 1e-12)).astype(np.float32)

@@ -1,0 +1,74 @@
+"""Large images: the memory estimate, the refusal, and tiled restoration."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepprior.cli import main
+from deepprior.imageio import read_image, write_image
+from deepprior.tiling import assemble, blend_weights, tile_boxes
+
+
+@pytest.mark.parametrize("height,width,tile,overlap,multiple", [(100, 130, 48, 12, 1), (64, 64, 64, 8, 1),
+                                                                  (96, 160, 40, 8, 4), (33, 250, 32, 8, 1)])
+def test_tiles_cover_the_image_and_overlap(height: int, width: int, tile: int, overlap: int, multiple: int) -> None:
+    boxes = tile_boxes(height, width, tile, overlap, multiple)
+    covered = np.zeros((height, width), int)
+    for b in boxes:
+        assert b.height <= tile and b.width <= tile and b.top % multiple == 0 and b.left % multiple == 0
+        covered[b.top : b.top + b.height, b.left : b.left + b.width] += 1
+        assert blend_weights(b, height, width, overlap).min() > 0
+    assert covered.min() >= 1
+    image = np.random.default_rng(0).random((height, width, 3)).astype(np.float32)
+    pieces = [(b, image[b.top : b.top + b.height, b.left : b.left + b.width]) for b in boxes]
+    np.testing.assert_allclose(assemble(height, width, 3, overlap, pieces), image, atol=1e-6)
+
+
+def test_weights_fall_smoothly_only_towards_neighbours() -> None:
+    first, second = tile_boxes(10, 100, 60, 20)
+    w = blend_weights(first, 10, 100, 20)
+    assert w[0, 0] == 1.0 and w[0, -1] < 0.05 and np.all(np.diff(w[0, 40:]) < 0)
+    assert blend_weights(second, 10, 100, 20)[0, -1] == 1.0
+
+
+def _noisy(tmp_path: Path, h: int = 72, w: int = 100) -> Path:
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:h, 0:w] / w
+    clean = np.stack([x, y, (x + y) / 2], -1)
+    write_image(tmp_path / "noisy.png", np.clip(clean + 0.1 * rng.standard_normal(clean.shape), 0, 1))
+    return tmp_path / "noisy.png"
+
+
+def test_a_run_over_the_memory_budget_is_refused_before_any_work(tmp_path: Path, capsys) -> None:
+    noisy = _noisy(tmp_path)
+    assert main(["denoise", str(noisy), "-o", str(tmp_path / "o.png"), "--max-memory", "150M", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "needs about" in err and "150.0 MiB is allowed" in err and "--tile 64" in err
+    assert not (tmp_path / "o.png").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["denoise", str(noisy), "-o", str(tmp_path / "o.png"), "--max-memory", "lots", "-q"])
+    assert exit_info.value.code == 2 and "expected a size such as 16G" in capsys.readouterr().err
+
+
+def test_tiled_denoise_superres_and_inpaint(tmp_path: Path) -> None:
+    noisy = _noisy(tmp_path)
+    out = tmp_path / "out.png"
+    assert main(["denoise", str(noisy), "-o", str(out), "--tile", "48", "--tile-overlap", "16", "--iterations", "3",
+                 "--seed", "0", "--record", str(tmp_path / "r.json"), "-q"]) == 0
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert read_image(out).pixels.shape == (72, 100, 3)
+    assert len(record["stopping"]["tiles"]) == 6 and record["iterations_run"] == 18
+    small = tmp_path / "small.png"
+    write_image(small, read_image(noisy).pixels[::4, ::4])  # 18 x 25
+    assert main(["superres", str(small), "-o", str(out), "--scale", "4", "--tile", "48", "--iterations", "2",
+                 "--seed", "0", "-q"]) == 0
+    assert read_image(out).pixels.shape == (72, 100, 3)
+    mask = np.ones((72, 100, 1))
+    mask[::7] = 0
+    write_image(tmp_path / "mask.png", mask)
+    assert main(["inpaint", str(noisy), "--mask", str(tmp_path / "mask.png"), "-o", str(out), "--tile", "64",
+                 "--iterations", "2", "--seed", "0", "-q"]) == 0
+    assert read_image(out).pixels.shape == (72, 100, 3)
