@@ -1,13 +1,15 @@
 """How much memory a fit will need, known before it starts.
 
 A DIP step keeps every layer's activations for the backward pass, so memory
-grows with the canvas's pixel count: the paper's network needs about 18 KB
-per pixel in fp32 (300 MB at 128x128, 75 GB at 2048x2048). The estimate runs
-the network once on a small probe canvas, sums what its layers produce,
-scales that by the pixel count, and adds the weights with their gradients
-and Adam state. Checked against the measured peak of a training step
-(``bench/speed.py --memory``): 293 MiB measured at 128x128 in fp32, 313 MiB
-estimated.
+grows with the canvas's pixel count: the paper's network needs about 7.5 KB
+per pixel in fp32 on top of a fixed ~200 MB. The estimate runs the network
+once on a small probe canvas, sums what its layers produce, scales that by
+the pixel count, and adds the weights with their gradients and Adam state and
+a fixed allowance for the framework's workspaces. It errs on the safe side:
+measured peaks of a training step (``bench/speed.py --memory``, fp32) are
+311 MiB at 128x128 and 682 MiB at 256x256, estimated 436 and 877 MiB; a
+2048x2048 denoise in 512-pixel tiles peaked at 1.85 GiB (estimated 2.6 GiB
+per tile).
 """
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ from torch import nn
 
 __all__ = ["estimate_fit_bytes", "available_bytes", "format_bytes"]
 
-# saved activations plus the gradients alive at the backward pass's peak, per byte that the layers
-# output in the forward pass (measured: 2.1 for the paper's network in fp32; rounded up)
-BACKWARD_FACTOR = 2.2
+# what the backward pass holds at its peak, per byte the layers output in the forward pass (measured
+# about 1.0 for the paper's network between 128 and 256 pixels; rounded up), and a fixed allowance
+BACKWARD_FACTOR = 1.2
+WORKSPACE_BYTES = 256 * 2**20
 
 
 def estimate_fit_bytes(net: nn.Module, in_channels: int, canvas: tuple[int, int], probe: int = 64) -> int:
@@ -30,7 +33,7 @@ def estimate_fit_bytes(net: nn.Module, in_channels: int, canvas: tuple[int, int]
     >>> from deepprior.nets import build_net
     >>> net = build_net("skip", 8, 3, channels_down=[8, 8], channels_up=[8, 8], channels_skip=[2, 2])
     >>> small, large = estimate_fit_bytes(net, 8, (64, 64)), estimate_fit_bytes(net, 8, (128, 128))
-    >>> 3.5 < large / small < 4.1  # activations grow with the pixel count
+    >>> small < large < 4 * small  # activations grow with the pixel count, on top of fixed costs
     True
     """
     produced = 0
@@ -53,7 +56,8 @@ def estimate_fit_bytes(net: nn.Module, in_channels: int, canvas: tuple[int, int]
     pixels = canvas[0] * canvas[1]
     activations = BACKWARD_FACTOR * produced * pixels / (side * side)
     parameters = sum(p.numel() * p.element_size() for p in net.parameters())
-    return int(activations + 4 * parameters + 4 * in_channels * pixels * 4)  # weights, grads, Adam; the input
+    # weights, gradients and Adam's two moments; the input and its perturbed copy; workspaces
+    return int(activations + 4 * parameters + 2 * in_channels * pixels * 4 + WORKSPACE_BYTES)
 
 
 def available_bytes(device: torch.device) -> int:
