@@ -38,6 +38,7 @@ from PIL import Image as PILImage
 from deepprior.degrade import add_noise, center_crop, downscale, drop_pixels
 from deepprior.engine import run
 from deepprior.fitting import Oracle, StoppingRule, WindowedVariance, make_rule
+from deepprior.fitting.stopping import AUTO_PLATEAU
 from deepprior.imageio import from_tensor, read_image, to_tensor
 from deepprior.metrics import psnr, psnr_sr, ssim
 from deepprior.noise import estimate_sigma
@@ -55,13 +56,11 @@ class Recorder:
     """Records the windowed output variance at every iteration for several
     windows, so that stopping rules can be studied and replayed offline."""
 
-    def __init__(self, score: Callable[[torch.Tensor], float], windows: tuple[int, ...] = (50, 100, 200),
-                 drift_every: int = 50) -> None:
-        self.rules = {w: WindowedVariance(window=w, patience=10**9) for w in windows}
+    def __init__(self, score: Callable[[torch.Tensor], float], windows: tuple[int, ...] = (50, 100, 200)) -> None:
+        # the same rule class as auto, never stopping: its own lists are the record (drift: window 100)
+        self.rules = {w: WindowedVariance(window=w, patience=10**9, plateau=1e-300 if w == 100 else None)
+                      for w in windows}
         self.score = score
-        self.drift_every = drift_every
-        self._means: dict[int, torch.Tensor] = {}
-        self.drift: list[tuple[int, float]] = []
         self.mean_scores: list[tuple[int, float]] = []
 
     def __call__(self, state: Any) -> None:
@@ -71,17 +70,11 @@ class Recorder:
         if rule._sum is not None and len(rule._outputs) == rule.window:
             # the score of the mean of the last 100 raw outputs: the "window mean" a rule could return
             self.mean_scores.append((state.iteration, round(self.score(rule._sum / rule.window), 4)))
-        if state.iteration % self.drift_every == 0 and rule._sum is not None and len(rule._outputs) == rule.window:
-            mean = rule._sum / rule.window
-            self._means[state.iteration] = mean.clone()
-            earlier = self._means.pop(state.iteration - 2 * self.drift_every, None)
-            if earlier is not None:  # how far the 100-step window mean moved in the last 100 steps
-                self.drift.append((state.iteration, float((mean - earlier).pow(2).mean())))
         return None
 
     def curves(self) -> dict[str, list[tuple[int, float]]]:
-        curves = {str(w): [(i, float(f"{v:.4g}")) for i, v in rule.variances] for w, rule in self.rules.items()}
-        curves["drift100"] = [(i, float(f"{v:.4g}")) for i, v in self.drift]
+        curves = {str(w): [(i, float(f"{v:.6g}")) for i, v in rule.variances] for w, rule in self.rules.items()}
+        curves["drift100"] = [(i, float(f"{v:.6g}")) for i, v in self.rules[100].drifts]
         curves["window_mean_score"] = self.mean_scores
         return curves
 
@@ -237,6 +230,30 @@ def evaluate_image(args: argparse.Namespace, name: str, path: Path) -> dict[str,
     return row
 
 
+def rescore_auto(row: dict[str, Any], task: str) -> None:
+    """Replace a row's ``deepprior auto`` by what today's rule decides on the run's recorded signals.
+
+    Exact for the windowed-variance rule (tasks without a noise level): its decision code is replayed
+    on the variances and window-mean drifts the run recorded, and the output it returns (the mean of
+    the last 100 outputs) was scored at every step. Denoising's discrepancy rule needs the outputs
+    themselves, so denoising rows keep their online decision.
+    """
+    if task == "denoise" or "drift100" not in row.get("variances", {}):
+        return
+    curves = row["variances"]
+    stop, chosen = WindowedVariance.replay(curves["100"], curves["drift100"], plateau=AUTO_PLATEAU)
+    end = row["iterations"]
+    scores = row.get("psnr_eval") or [h["psnr"] for h in row["trajectory"]]
+    means = dict(map(tuple, curves["window_mean_score"]))
+    p = means[chosen] if chosen in means else scores[end - 1]
+    entry = row["methods"]["deepprior auto"]
+    seconds_per_step = row["seconds_per_iteration"]
+    entry.update(psnr=p, iteration=chosen or end, stopped_at=stop or end, seconds=(stop or end) * seconds_per_step,
+                 reason="replayed: " + ("settled or variance minimum" if stop else "cap reached"), replayed=True,
+                 rule={"rule": "windowed-variance", "window": 100, "patience": 1000, "plateau": AUTO_PLATEAU})
+    entry.pop("ssim", None)  # the window mean's SSIM was not recorded
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     methods = list(rows[0]["methods"])
     lines = ["| image | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
@@ -244,7 +261,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         cells = []
         for m in methods:
             r = row["methods"].get(m, {})
-            cell = f"{r['psnr']:.2f} / {r['ssim']:.3f}" if r else "-"
+            cell = (f"{r['psnr']:.2f} / {r['ssim']:.3f}" if "ssim" in r else f"{r['psnr']:.2f} / -") if r else "-"
             if "iteration" in r:
                 cell += f" @{r['iteration']}"
             cells.append(cell)
@@ -252,7 +269,9 @@ def table(rows: list[dict[str, Any]]) -> str:
     means = []
     for m in methods:
         vals = [row["methods"][m] for row in rows if m in row["methods"]]
-        means.append(f"**{np.mean([v['psnr'] for v in vals]):.2f}** / {np.mean([v['ssim'] for v in vals]):.3f}")
+        ssims = [v["ssim"] for v in vals if "ssim" in v]
+        mean_ssim = f"{np.mean(ssims):.3f}" if len(ssims) == len(vals) else "-"
+        means.append(f"**{np.mean([v['psnr'] for v in vals]):.2f}** / {mean_ssim}")
     lines.append("| mean | " + " | ".join(means) + " |")
     return "\n".join(lines)
 
@@ -273,6 +292,9 @@ def main() -> int:
                         help="fp32 (default) runs the paper's recipe exactly as the original computes it")
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--rescore", action="store_true",
+                        help="recompute the auto column of finished rows from their recorded signals (tasks without "
+                        "a noise level), with the library's current rule, instead of running anything")
     args = parser.parse_args()
     folder, names = DEFAULT_IMAGES[args.task]
     names = args.images or names
@@ -281,6 +303,12 @@ def main() -> int:
     state["config"] = {k: str(v) for k, v in vars(args).items() if k not in ("out", "progress", "images")}
     state["machine"] = {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
                         "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+    if args.rescore:
+        for row in state["rows"]:
+            rescore_auto(row, args.task)
+        out.write_text(json.dumps(state, indent=1))
+        print(table(state["rows"]))
+        return 0
     done = {row["image"] for row in state["rows"]}
     for name in names:
         if name in done:

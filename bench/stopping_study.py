@@ -22,41 +22,31 @@ from typing import Any
 
 import numpy as np
 
+from deepprior.fitting import WindowedVariance
+from deepprior.fitting.stopping import AUTO_PLATEAU
+
 
 def _scores(row: dict[str, Any]) -> list[float]:
     """The evaluation's score of the returned output at every iteration (1-based index - 1)."""
     return row.get("psnr_eval") or [h["psnr"] for h in row["trajectory"]]
 
 
-def windowed_variance(row: dict[str, Any], window: int, patience: int, averaged: bool) -> tuple[int, float]:
-    """Stop ``patience`` steps after the last new variance minimum (or at the end); return the
-    averaged output (``averaged``) or the window mean at that minimum."""
-    curve = row["variances"][str(window)]
+def windowed_variance(row: dict[str, Any], window: int, patience: int, plateau: float | None,
+                      averaged: bool) -> tuple[int, float]:
+    """Replay :class:`~deepprior.fitting.WindowedVariance` (the library's own decision code) on
+    the recorded signals; score the averaged output, or the window mean, it would have returned."""
+    curves = row["variances"]
+    drifts = curves["drift100"] if plateau is not None else []
+    stop, chosen = WindowedVariance.replay(curves[str(window)], drifts, window=window, patience=patience,
+                                           plateau=plateau)
     end = row["iterations"]
-    best_i, best_v, stop = None, float("inf"), end
-    for i, v in curve:
-        if v < best_v:
-            best_i, best_v = i, v
-        elif best_i is not None and i - best_i >= patience:
-            stop = i
-            break
-    if best_i is None:
-        return end, _scores(row)[end - 1]
-    if averaged:
-        return stop, _scores(row)[best_i - 1]
-    means = dict(map(tuple, row["variances"]["window_mean_score"]))
-    return stop, means.get(best_i, _scores(row)[best_i - 1])
-
-
-def plateau(row: dict[str, Any], threshold: float, averaged: bool) -> tuple[int, float]:
-    """Stop once the 100-step window mean has moved less than ``threshold`` (mean squared
-    change per pixel) over the last 100 steps; return the averaged output or that window mean."""
-    end = row["iterations"]
-    stop = next((i for i, d in row["variances"]["drift100"] if d < threshold), end)
-    if averaged:
-        return stop, _scores(row)[stop - 1]
-    means = dict(map(tuple, row["variances"]["window_mean_score"]))
-    return stop, means.get(stop, _scores(row)[stop - 1])
+    stop = stop or end
+    if chosen is None:
+        return stop, _scores(row)[end - 1]
+    if averaged or window != 100:
+        return stop, _scores(row)[chosen - 1]
+    means = dict(map(tuple, curves["window_mean_score"]))
+    return stop, means.get(chosen, _scores(row)[chosen - 1])
 
 
 def last_window_mean(row: dict[str, Any]) -> tuple[int, float]:
@@ -75,10 +65,11 @@ def study(rows: list[dict[str, Any]], averaged: bool) -> list[tuple[str, list[fl
     for window in (50, 100, 200):
         for patience in (250, 500, 1000):
             candidates[f"variance w{window} p{patience}"] = (
-                lambda r, i, w=window, p=patience: windowed_variance(r, w, p, averaged))
+                lambda r, i, w=window, p=patience: windowed_variance(r, w, p, None, averaged))
     if all("drift100" in r["variances"] for r in rows):
         for threshold in (1e-5, 5e-6, 3e-6, 2e-6, 1e-6):
-            candidates[f"plateau {threshold:g}"] = lambda r, i, t=threshold: plateau(r, t, averaged)
+            label = f"variance w100 p1000 + plateau {threshold:g}" + (" (auto)" if threshold == AUTO_PLATEAU else "")
+            candidates[label] = lambda r, i, t=threshold: windowed_variance(r, 100, 1000, t, averaged)
     for name, rule in candidates.items():
         stops, gaps = [], []
         for i, row in enumerate(rows):

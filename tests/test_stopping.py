@@ -157,3 +157,19 @@ def test_plateau_stops_once_the_output_settles() -> None:
     assert stop == i and i % 5 == 0 and 300 < i < 1500
     assert rule.drifts[-1][1] < 1e-6 <= rule.drifts[-2][1]
     assert torch.allclose(chosen, target, atol=0.05)
+
+
+def test_replay_from_recorded_signals_matches_the_online_rule() -> None:
+    gen = torch.Generator().manual_seed(1)
+    target = torch.rand((1, 3, 8, 8), generator=gen)
+    online = WindowedVariance(window=10, patience=200, plateau=2e-7)
+    recorder = WindowedVariance(window=10, patience=10**9, plateau=1e-300)  # never stops, records everything
+    stopped = None
+    for i in range(1, 3000):
+        out = target * (1 - 0.995**i) + 1e-3 * torch.randn((1, 3, 8, 8), generator=gen) * 0.999**i
+        recorder(_state(i, out))
+        if stopped is None and online(_state(i, out)):
+            stopped = i
+    assert stopped is not None
+    replayed = WindowedVariance.replay(recorder.variances, recorder.drifts, window=10, patience=200, plateau=2e-7)
+    assert replayed == (stopped, online.selection()[0])

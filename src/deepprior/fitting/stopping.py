@@ -148,6 +148,7 @@ class WindowedVariance(StoppingRule):
         self.patience = patience
         self.plateau = plateau
         self._means: dict[int, torch.Tensor] = {}
+        self._best_iteration: int | None = None
         self.drifts: list[tuple[int, float]] = []
         self._outputs: deque[torch.Tensor] = deque()
         self._sum: torch.Tensor | None = None
@@ -174,28 +175,57 @@ class WindowedVariance(StoppingRule):
         if len(self._outputs) < self.window:
             return None
         assert self._sum is not None
-        n = self._sum.numel()
-        variance = max(self._sum_sq / self.window - float((self._sum / self.window).pow(2).sum()), 0.0) / n
-        self.variances.append((state.iteration, variance))
-        if variance < self.min_variance:
-            self.min_variance = variance
-            chosen = state.average if state.average is not None else self._sum / self.window
-            self.best = (state.iteration, chosen.clone())
-        elif self.best is not None and state.iteration - self.best[0] >= self.patience:
-            return f"auto: output variance lowest at iteration {self.best[0]}, no lower for {self.patience} steps"
+        mean = self._sum / self.window
+        variance = max(self._sum_sq / self.window - float(mean.pow(2).sum()), 0.0) / mean.numel()
+        drift = None
         if self.plateau is not None and state.iteration % (self.window // 2) == 0:
-            mean = self._sum / self.window
             self._means[state.iteration] = mean.clone()
             earlier = self._means.pop(state.iteration - 2 * (self.window // 2), None)
             if earlier is not None:
                 drift = float((mean - earlier).pow(2).mean())
-                self.drifts.append((state.iteration, drift))
-                if drift < self.plateau:
-                    chosen = state.average if state.average is not None else mean
-                    self.best = (state.iteration, chosen.clone())
-                    return (f"auto: output settled at iteration {state.iteration} (moved {drift:.1e} over the last "
-                            f"{2 * (self.window // 2)} steps, below {self.plateau:.0e})")
-        return None
+        reason, selected = self._decide(state.iteration, variance, drift)
+        if selected:
+            chosen = state.average if state.average is not None else mean
+            self.best = (state.iteration, chosen.clone())
+        return reason
+
+    def _decide(self, iteration: int, variance: float, drift: float | None) -> tuple[str | None, bool]:
+        """The rule's logic on this step's signals: (a reason to stop or ``None``, whether this
+        step's output becomes the one returned). Kept apart so runs can be replayed from records."""
+        self.variances.append((iteration, variance))
+        if drift is not None:
+            self.drifts.append((iteration, drift))
+        selected = False
+        if variance < self.min_variance:
+            self.min_variance = variance
+            self._best_iteration = iteration
+            selected = True
+        elif self._best_iteration is not None and iteration - self._best_iteration >= self.patience:
+            return (f"auto: output variance lowest at iteration {self._best_iteration}, no lower for "
+                    f"{self.patience} steps"), False
+        if drift is not None and self.plateau is not None and drift < self.plateau:
+            self._best_iteration = iteration
+            return (f"auto: output settled at iteration {iteration} (moved {drift:.1e} over the last "
+                    f"{2 * (self.window // 2)} steps, below {self.plateau:.0e})"), True
+        return None, selected
+
+    @classmethod
+    def replay(cls, variances: list[tuple[int, float]], drifts: list[tuple[int, float]], *, window: int = 100,
+               patience: int = 1000, plateau: float | None = None) -> tuple[int | None, int | None]:
+        """Where the rule would have stopped, and whose output it would have returned, given the
+        per-step window variances and the window-mean drifts a run recorded (``bench/quality.py``).
+
+        >>> WindowedVariance.replay([(i, 1.0 / i) for i in range(10, 400)], [(i, 1e-3 / i) for i in range(20, 400, 5)],
+        ...                         window=10, patience=100, plateau=5e-6)
+        (205, 205)
+        """
+        rule = cls(window=window, patience=patience, plateau=plateau)
+        drift_at = dict(drifts)
+        for iteration, variance in variances:
+            reason, _ = rule._decide(iteration, variance, drift_at.get(iteration))
+            if reason:
+                return iteration, rule._best_iteration
+        return None, rule._best_iteration
 
     def selection(self) -> tuple[int, torch.Tensor] | None:
         return self.best
