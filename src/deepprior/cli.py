@@ -14,7 +14,6 @@ import platform
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
@@ -124,6 +123,13 @@ def _common_options() -> argparse.ArgumentParser:
                        help="restore in overlapping N x N tiles blended smoothly (for images too large for memory)")
     group.add_argument("--tile-overlap", type=_whole_number(0), default=32, metavar="N",
                        help="pixels shared by neighbouring tiles (default 32)")
+    group.add_argument("--checkpoint", metavar="FILE",
+                       help="save the fit's whole state here every --checkpoint-every steps and when it ends or is "
+                       "stopped (SIGINT / SIGTERM write it and the best output so far)")
+    group.add_argument("--checkpoint-every", type=_positive_int, default=100, metavar="N",
+                       help="steps between checkpoints (default 100)")
+    group.add_argument("--resume", action="store_true",
+                       help="continue from --checkpoint: ends exactly as the uninterrupted run would (CPU)")
     group.add_argument("--ground-truth", metavar="GT", help="clean image: PSNR is printed and recorded (never used to fit)")
     group.add_argument("--record", metavar="JSON", help="write the run's record (parameters, history, timings) as JSON")
     group.add_argument("--report", metavar="DIR", help="write a comparison figure and loss / PSNR curves into DIR")
@@ -466,6 +472,58 @@ def build_record(job: Job, preset: Any, result: Any, seed: int, device: Any, *, 
     }
 
 
+class _SignalStop:
+    """While a fit runs, SIGINT and SIGTERM end it cleanly at the next step (the loop then writes its
+    checkpoint, and the CLI the best output so far) instead of killing the process."""
+
+    name = "signal"
+
+    def __init__(self) -> None:
+        import signal
+
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        import signal
+
+        self.received = signal.Signals(signum).name
+
+    def __call__(self, _state: Any) -> str | None:
+        return f"interrupted by {self.received}" if self.received else None
+
+    def restore(self) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _fit(job: Job, preset: Any, args: argparse.Namespace, device: Any, gt: np.ndarray | None,
+         callbacks: list[Any]) -> tuple[np.ndarray, Any, int]:
+    """Run the fit (or the tiles); return the restored image, the result and the seed."""
+    from deepprior.engine import run
+    from deepprior.imageio import from_tensor, to_tensor
+
+    if args.tile:
+        return _run_tiled(job, preset, args, device)
+    result, _, seed = run(
+        to_tensor(job.measurement), job.operator, preset, image_size=job.image_size,
+        channels=job.measurement.shape[2], iterations=args.iterations, seed=args.seed, device=device,
+        ground_truth=to_tensor(gt) if gt is not None else None,
+        guide=to_tensor(job.guide) if job.guide is not None else None, callbacks=callbacks, stop=args.stop,
+        sigma=job.extra["sigma"] / 255 if "sigma" in job.extra else None, progress=not args.quiet,
+        description=f"{job.task} ({preset.name})", precision=args.precision, checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every, resume=args.resume,
+    )
+    return from_tensor(result.output.cpu()), result, seed
+
+
 def _check_memory(job: Job, preset: Any, args: argparse.Namespace, device: Any) -> None:
     """Refuse, before any work, a fit (or a tile) that would not fit in the memory budget."""
     from deepprior.engine import estimate_memory
@@ -538,8 +596,8 @@ def _run_tiled(job: Job, preset: Any, args: argparse.Namespace, device: Any) -> 
 
 
 def _run_task(args: argparse.Namespace) -> int:
-    from deepprior.engine import resolve_device, run
-    from deepprior.imageio import check_output_path, from_tensor, to_tensor, write_image, atomic_write_text
+    from deepprior.engine import resolve_device
+    from deepprior.imageio import check_output_path, write_image, atomic_write_text
     from deepprior.metrics import psnr
     from deepprior.presets import get_preset
 
@@ -576,24 +634,23 @@ def _run_task(args: argparse.Namespace) -> int:
                            f"{job.image_size[1]}x{job.image_size[0]}")
         gt = _match_channels(gt_img.pixels, channels, "ground truth")
     _check_memory(job, preset, args, device)
+    if args.resume and not (args.checkpoint and os.path.isfile(args.checkpoint)):
+        raise CLIError("--resume needs --checkpoint FILE naming an existing checkpoint")
+    if args.checkpoint:
+        _check_folder(args.checkpoint, "checkpoint")
+        if any(_same_file(args.checkpoint, p) for p in [*job.inputs, args.output]):
+            raise CLIError(f"checkpoint '{args.checkpoint}' would overwrite an input or the output")
     callbacks = [_snapshot_callback(args.snapshots, args.every, job.image.bit_depth)] if args.snapshots else []
-    if args.tile:
-        if args.snapshots or args.ground_truth:
-            raise CLIError("--tile does not go with --snapshots or --ground-truth")
-        restored, result, seed = _run_tiled(job, preset, args, device)
-    else:
-        result, net, seed = run(
-            to_tensor(job.measurement), job.operator, preset, image_size=job.image_size, channels=channels,
-            iterations=args.iterations, seed=args.seed, device=device,
-            ground_truth=to_tensor(gt) if gt is not None else None,
-            guide=to_tensor(job.guide) if job.guide is not None else None, callbacks=callbacks, stop=args.stop,
-            sigma=job.extra["sigma"] / 255 if "sigma" in job.extra else None,
-            progress=not args.quiet,
-            description=f"{job.task} ({preset.name})",
-            precision=args.precision,
-        )
-        restored = from_tensor(result.output.cpu())
-    write_image(args.output, restored, bit_depth=job.image.bit_depth, alpha=job.alpha)
+    if args.tile and (args.snapshots or args.ground_truth or args.checkpoint):
+        raise CLIError("--tile does not go with --snapshots, --ground-truth or --checkpoint")
+    signals = _SignalStop()
+    callbacks.append(signals)
+    try:
+        restored, result, seed = _fit(job, preset, args, device, gt, callbacks)
+    finally:
+        signals.restore()
+    write_image(args.output
+, restored, bit_depth=job.image.bit_depth, alpha=job.alpha)
     final_psnr = psnr(gt, restored) if gt is not None else None
     input_psnr = psnr(gt, job.baseline) if gt is not None and job.baseline is not None else None
     reference_psnr = psnr(gt, job.reference[1]) if gt is not None and job.reference is not None else None
@@ -620,6 +677,11 @@ def _run_task(args: argparse.Namespace) -> int:
         if result.history:  # a tiled run has one history per tile: the record has them in short
             curves_figure(os.path.join(args.report, "curves.png"), result.history,
                           stop_iteration=result.stop_iteration, stop_reason=result.stop_reason)
+    if signals.received:
+        print(f"deepprior {job.task}: stopped by {signals.received} at iteration {result.iterations_run}; wrote the "
+              f"best result so far to {args.output}" + (f" and the checkpoint {args.checkpoint} (continue with "
+                                                       f"--resume)" if args.checkpoint else ""), file=sys.stderr)
+        return 130
     if not args.quiet:
         h, w = job.image_size
         line = (f"wrote {args.output} ({w}x{h}): {job.task} with preset '{preset.name}', {result.iterations_run} "

@@ -16,7 +16,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from deepprior.fitting import FitResult, StoppingRule, fit, make_rule
+from deepprior.fitting import Checkpoint, FitResult, StoppingRule, fit, make_rule
 from deepprior.fitting.result import IterationState
 from deepprior.operators import Identity
 from deepprior.nets import Generator, build_net, meshgrid_input, noise_input
@@ -153,6 +153,9 @@ def run(
     progress: bool = False,
     description: str | None = None,
     precision: str = "auto",
+    checkpoint: str | None = None,
+    checkpoint_every: int = 100,
+    resume: bool = False,
 ) -> tuple[FitResult, Generator, int]:
     """Fit ``preset``'s generator to ``measurement`` through ``operator``.
 
@@ -175,6 +178,11 @@ def run(
     precision : ``"auto"`` (bfloat16 autocast and channels-last layout where
         the device computes bf16 natively, about 2x faster; fp32 elsewhere),
         ``"bf16"``, or ``"fp32"``: the original's arithmetic and layout.
+    checkpoint, checkpoint_every : save the fit's whole state to this file
+        every so many steps and at the end (atomically).
+    resume : continue from ``checkpoint`` (which must exist): the run ends
+        exactly as the uninterrupted one would have on the CPU. The seed and
+        the rest of the run's state come from the file.
     sigma : the measurement's noise level ([0, 1] scale), given or
         estimated: ``auto`` then stops by the discrepancy principle, and
         SURE-loss recipes need it.
@@ -205,6 +213,16 @@ def run(
             rule = make_rule(stop)
     else:
         rule = stop
+    saved = None
+    if resume:
+        if checkpoint is None:
+            raise ValueError("resume needs the checkpoint file to resume from")
+        saved = Checkpoint.load(checkpoint)
+        found = (saved.get("preset"), tuple(saved.get("image_size", ())), saved.get("precision"))
+        if found != (preset.name, tuple(image_size), precision):
+            raise ValueError(f"checkpoint '{checkpoint}' is for another run (recipe, size, precision {found}), "
+                             f"not ({preset.name!r}, {tuple(image_size)}, {precision!r})")
+        seed = saved["seed"]  # the stopping rule's state is restored by the loop
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     torch.manual_seed(seed)
     net, in_channels = build_generator(preset, channels or measurement.shape[1], guide)
@@ -228,5 +246,9 @@ def run(
         description=description or preset.name,
         precision=precision,
         channels_last=precision == "bf16",
+        checkpoint=Checkpoint(checkpoint, checkpoint_every, meta={"seed": seed, "preset": preset.name,
+                                                                "image_size": tuple(image_size),
+                                                                "precision": precision}) if checkpoint else None,
+        resume=saved,
     )
     return result, net, seed

@@ -1,5 +1,5 @@
 """The fitting loop and what it returns."""
-from deepprior.fitting.loop import FitConfig, Frame, fit
+from deepprior.fitting.loop import Checkpoint, FitConfig, Frame, fit
 from deepprior.fitting.result import FitResult, IterationState
 from deepprior.fitting.stopping import (
     RULES,
@@ -14,6 +14,7 @@ from deepprior.fitting.stopping import (
 
 __all__ = [
     "RULES",
+    "Checkpoint",
     "Discrepancy",
     "FitConfig",
     "FitResult",

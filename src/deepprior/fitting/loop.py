@@ -8,10 +8,13 @@ backtracking to the last good weights when the data fit suddenly collapses.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -22,7 +25,7 @@ from deepprior.fitting.result import FitResult, IterationState
 from deepprior.fitting.stopping import StoppingRule
 from deepprior.operators import as_operator
 
-__all__ = ["FitConfig", "fit", "Frame", "PRECISIONS"]
+__all__ = ["Checkpoint", "FitConfig", "fit", "Frame", "PRECISIONS"]
 
 Frame = tuple[int, int, int, int]
 """(top, left, height, width) of the image inside the network's canvas."""
@@ -95,6 +98,37 @@ def _total_variation(x: torch.Tensor) -> torch.Tensor:
 PRECISIONS = ("fp32", "bf16")
 
 
+@dataclass
+class Checkpoint:
+    """Where, and every how many steps, a fit saves its whole state (see :func:`fit`)."""
+
+    path: str | os.PathLike[str]
+    every: int = 100
+    meta: dict[str, Any] = field(default_factory=dict)  # saved alongside: what the run was (seed, recipe...)
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise ValueError(f"checkpoint interval must be >= 1, got {self.every}")
+
+    def save(self, payload: dict[str, Any]) -> None:
+        """Write atomically: a temporary file beside the target, then a rename."""
+        folder = os.path.dirname(os.path.abspath(self.path))
+        handle, temporary = tempfile.mkstemp(prefix=".checkpoint-", dir=folder)
+        try:
+            with os.fdopen(handle, "wb") as f:
+                torch.save(payload, f)
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> dict[str, Any]:
+        """A saved state (it holds the stopping rule object, so only load your own checkpoints)."""
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def _sure_correction(
     net: nn.Module,
     z: torch.Tensor,
@@ -139,6 +173,8 @@ def fit(
     description: str = "fitting",
     precision: str = "fp32",
     channels_last: bool = False,
+    checkpoint: Checkpoint | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> FitResult:
     """Fit ``net`` to ``measurement`` through ``operator`` and return the result.
 
@@ -169,6 +205,12 @@ def fit(
         SURE loss always runs in fp32 (its finite-difference probe needs it).
     channels_last : keep the network and its input in channels-last memory
         layout, which the CPU's convolution kernels prefer.
+    checkpoint : save the whole state of the fit (network, optimiser,
+        averages, stopping rule, random generators, history) every
+        ``checkpoint.every`` steps and when the fit ends, atomically.
+    resume : a state saved by ``checkpoint`` (:meth:`Checkpoint.load`): the
+        fit continues from it and ends exactly as the uninterrupted fit would
+        have (on the CPU; the same network, input and generator are needed).
 
     Examples
     --------
@@ -212,11 +254,44 @@ def fit(
     last_good = [p.detach().clone() for p in params] if config.backtrack_db is not None else None
     last_good_psnr = -math.inf
     latest: torch.Tensor | None = None
+    first, elapsed = 1, 0.0
+    if resume is not None:
+        net.load_state_dict(resume["net"])
+        optimizer.load_state_dict(resume["optimizer"])
+        def on_device(t: torch.Tensor | None) -> torch.Tensor | None:
+            return t.to(device) if t is not None else None
+
+        average, ema_sum, latest = on_device(resume["average"]), on_device(resume["ema_sum"]), on_device(resume["latest"])
+        ema_steps = resume["ema_steps"]
+        if last_good is not None:
+            for saved, value in zip(last_good, resume["last_good"]):
+                saved.copy_(value)
+        last_good_psnr = resume["last_good_psnr"]
+        result.history, result.backtracks = list(resume["history"]), resume["backtracks"]
+        if generator is not None:
+            generator.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])
+        if resume.get("stopping") is not None and stopping is not None:
+            stopping.__dict__.update(resume["stopping"].__dict__)
+        first, elapsed = resume["iteration"] + 1, resume["seconds"]
+        result.iterations_run = resume["iteration"]
+
+    def save_checkpoint(iteration: int) -> None:
+        assert checkpoint is not None
+        checkpoint.save({
+            **checkpoint.meta, "iteration": iteration, "net": net.state_dict(), "optimizer": optimizer.state_dict(),
+            "average": average, "ema_sum": ema_sum, "ema_steps": ema_steps, "latest": latest,
+            "last_good": last_good, "last_good_psnr": last_good_psnr, "history": result.history,
+            "backtracks": result.backtracks, "generator": generator.get_state() if generator is not None else None,
+            "torch_rng": torch.get_rng_state(), "stopping": stopping, "seconds": elapsed + time.perf_counter() - start,
+        })
+
     net.train()
     start = time.perf_counter()
-    bar = tqdm(total=config.iterations, desc=description, disable=not progress, unit="it", leave=False)
+    bar = tqdm(total=config.iterations, initial=first - 1, desc=description, disable=not progress, unit="it",
+               leave=False)
     try:
-        for iteration in range(1, config.iterations + 1):
+        for iteration in range(first, config.iterations + 1):
             optimizer.zero_grad(set_to_none=True)
             z = net_input
             if config.reg_noise_std > 0:
@@ -267,7 +342,7 @@ def fit(
             shown = latest if latest is not None else out.detach()
             fit_value = float(data_loss.detach()) if loss is not data_loss else loss_value
             state = IterationState(iteration, loss_value, shown, average, fit=fit_value, backtracked=backtracked)
-            state.seconds = time.perf_counter() - start
+            state.seconds = elapsed + time.perf_counter() - start
             row: dict[str, Any] = {"iteration": iteration, "loss": loss_value}
             if fit_value != loss_value:
                 row["fit"] = fit_value
@@ -295,6 +370,9 @@ def fit(
                 answer = cb(state)
                 if answer and not stop:
                     stop = answer if isinstance(answer, str) else _callback_name(cb)
+            if checkpoint is not None and (stop is not None or iteration % checkpoint.every == 0
+                                           or iteration == config.iterations):
+                save_checkpoint(iteration)
             if stop is not None:
                 result.stop_reason = stop
                 break
@@ -302,7 +380,7 @@ def fit(
         result.stop_reason = "interrupted"
     finally:
         bar.close()
-    result.seconds = time.perf_counter() - start
+    result.seconds = elapsed + time.perf_counter() - start
     if latest is None:  # interrupted before the first step finished
         with torch.no_grad():
             latest = crop(net(net_input)).detach()
