@@ -201,7 +201,8 @@ def evaluate_image(args: argparse.Namespace, name: str, path: Path) -> dict[str,
         chosen = watcher.selection()
         outputs[label] = (chosen[0], from_tensor(chosen[1].cpu())) if chosen else outputs["fixed"]
     row: dict[str, Any] = {"image": name, "size": list(clean.shape), "preset": preset.name, "iterations": iterations,
-                           "seconds_per_iteration": result.seconds / result.iterations_run, "methods": {}}
+                           "seconds_per_iteration": result.seconds / result.iterations_run, "precision": result.precision,
+                           "methods": {}}
     for method, (it, est) in outputs.items():
         p, q = _score(args.task, clean, est, args.scale)
         stopped = autos[method].would_stop_at or result.iterations_run if method in autos else result.iterations_run

@@ -2,6 +2,8 @@
 shared evaluation images) and a tiny preset that keeps end-to-end runs fast."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,8 @@ from skimage import data
 from deepprior.fitting import FitConfig
 from deepprior.presets import Preset
 
-torch.set_num_threads(2)
+# two threads (the CI machine's cores), or fewer when OMP_NUM_THREADS says so (a benchmark running beside)
+torch.set_num_threads(min(2, int(os.environ.get("OMP_NUM_THREADS", "2"))))
 
 
 @pytest.fixture(scope="session")

@@ -149,6 +149,8 @@ EXAMPLES = {
     "degrade": "deepprior degrade clean.png -o noisy.png --noise 25 --seed 0",
     "demo": "deepprior demo -o demo.png",
     "serve": "deepprior serve --port 7860 --concurrency 1",
+    "batch": "deepprior batch photos/ -o restored/ --task denoise --sigma 25 --workers 2\n"
+             "  deepprior batch --status restored/",
 }
 
 
@@ -229,7 +231,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-upload-mb", type=_positive_int, default=20, metavar="N", help="largest upload (default 20 MB)")
     p.add_argument("--concurrency", type=_positive_int, default=1, metavar="N",
                    help="runs at a time; others wait in the queue (default 1)")
+    _add_batch_parser(sub)
     return parser
+
+
+BATCH_TASKS = ("denoise", "superres", "inpaint", "deblur", "dejpeg")
+
+
+def _add_batch_parser(sub: Any) -> None:
+    p = sub.add_parser("batch", help="Restore every image in a folder (resumable; local workers or Ray).",
+                       description="Restore every matching image under INPUT_DIR into OUTPUT_DIR, mirroring the "
+                       "folder tree. A manifest in OUTPUT_DIR records each image, so running the same command again "
+                       "resumes: finished images are skipped, failed ones retried, unfinished ones redone.",
+                       epilog=f"example:\n  {EXAMPLES['batch']}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", nargs="?", metavar="INPUT_DIR", help="folder of images (searched recursively)")
+    p.add_argument("-o", "--output", metavar="OUTPUT_DIR", help="where the outputs and the manifest go")
+    p.add_argument("--status", metavar="OUTPUT_DIR", help="print the state of the batch in OUTPUT_DIR and exit")
+    p.add_argument("--task", choices=BATCH_TASKS, help="what to do to every image")
+    group = p.add_argument_group("task options (as for the single-image commands)")
+    group.add_argument("--sigma", type=_non_negative_float, help="denoise / deblur: noise level on the 0-255 scale "
+                       "(estimated per image when not given)")
+    group.add_argument("--scale", type=_scale, help="superres: upscaling factor")
+    group.add_argument("--kernel", help="superres: downsampling model; deblur: gaussian:SIGMA or a kernel file")
+    group.add_argument("--preset", help="recipe name or .json recipe file")
+    group.add_argument("--iterations", type=_positive_int, metavar="N", help="run exactly N steps (default: stop "
+                       "automatically)")
+    group.add_argument("--stop", choices=("fixed", "auto"), help="stopping rule (default: auto)")
+    group.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed of every fit (default 0, so a "
+                       "rerun gives the same outputs)")
+    group.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="as for single images")
+    group.add_argument("--max-memory", type=_memory_size, metavar="SIZE", help="per image, as for single images")
+    group.add_argument("--tile", type=_whole_number(32), metavar="N", help="restore each image in N x N tiles")
+    group = p.add_argument_group("batch options")
+    group.add_argument("--pattern", action="append", metavar="GLOB", help="file names to take, e.g. '*.tif' "
+                       "(repeatable; default: every image type deepprior reads)")
+    group.add_argument("--mask-suffix", default=None, metavar="S", help="inpaint: each image's mask lies beside it, "
+                       "named with S before the extension (default _mask: photo.png -> photo_mask.png)")
+    group.add_argument("--mask-dir", metavar="DIR", help="inpaint: masks in DIR, at the same relative path and name")
+    group.add_argument("--workers", type=_positive_int, metavar="N", help="worker processes (default: one per GPU, "
+                       "else one per 2 CPUs); with --ray local, the instance gets workers x threads CPUs")
+    group.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads per worker (default: the CPUs "
+                       "shared out between the workers)")
+    group.add_argument("--device", default="auto", help="auto (one worker per GPU when there are GPUs), cpu, cuda")
+    group.add_argument("--ray", metavar="ADDRESS", help="run on Ray: auto (the cluster this machine belongs to), "
+                       "local (a private instance), or an address such as ray://head:10001")
+    group.add_argument("--retries", type=_whole_number(0), default=2, metavar="N",
+                       help="attempts after the first for a failed image (default 2)")
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
 
 
 # ------------------------------------------------------------------- helpers
@@ -595,7 +643,9 @@ def _run_tiled(job: Job, preset: Any, args: argparse.Namespace, device: Any) -> 
     return assemble(h, w, job.measurement.shape[2], overlap, pieces), total, seed
 
 
-def _run_task(args: argparse.Namespace) -> int:
+def run_task(args: argparse.Namespace) -> int:
+    """Run one restoration subcommand from its parsed arguments; return the exit code (0, or 130 when a signal
+    stopped the fit early). Problems with the input raise :class:`CLIError` or ``ImageError``."""
     from deepprior.engine import resolve_device
     from deepprior.imageio import check_output_path, write_image, atomic_write_text
     from deepprior.metrics import psnr
@@ -788,6 +838,85 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_options(args: argparse.Namespace) -> tuple[str, ...]:
+    """The task's own command-line options, as every item will get them."""
+    if args.task == "superres" and args.scale is None:
+        raise CLIError("--task superres needs --scale")
+    if args.task == "deblur" and args.kernel is None:
+        raise CLIError("--task deblur needs --kernel")
+    kernel = args.kernel
+    if kernel and args.task == "deblur":
+        _read_kernel(kernel)  # refuse a bad kernel now, not once per image
+        kernel = kernel if kernel.startswith("gaussian:") else os.path.abspath(kernel)
+    allowed = {"denoise": {"sigma"}, "deblur": {"sigma", "kernel"}, "superres": {"scale", "kernel"}}.get(args.task, set())
+    for name in ("sigma", "scale", "kernel"):
+        if getattr(args, name) is not None and name not in allowed:
+            raise CLIError(f"--{name} does not apply to --task {args.task}")
+    if args.preset and args.preset.lower().endswith(".json"):
+        if not os.path.isfile(args.preset):
+            raise CLIError(f"preset file '{args.preset}' does not exist")
+        args.preset = os.path.abspath(args.preset)
+    options: list[str] = []
+    for name, value in (("sigma", args.sigma), ("scale", args.scale), ("kernel", kernel), ("preset", args.preset),
+                        ("iterations", args.iterations), ("stop", args.stop), ("seed", args.seed),
+                        ("precision", args.precision), ("max-memory", args.max_memory), ("tile", args.tile)):
+        if value is not None:
+            options += [f"--{name}", f"{value:g}" if isinstance(value, float) else str(value)]
+    if args.preset:
+        from deepprior.presets import get_preset
+
+        try:
+            get_preset(args.preset)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+    return tuple(options)
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from deepprior.batch import BatchConfig, run_batch, status_report
+    from deepprior.batch.pool import cpu_count
+
+    if args.status:
+        if args.input or args.output or args.task:
+            raise CLIError("--status takes only the output folder: deepprior batch --status OUTPUT_DIR")
+        print("\n".join(status_report(Path(args.status))))
+        return 0
+    missing = [flag for flag, value in (("INPUT_DIR", args.input), ("-o OUTPUT_DIR", args.output),
+                                        ("--task", args.task)) if not value]
+    if missing:
+        raise CLIError(f"missing {', '.join(missing)} (or use --status OUTPUT_DIR)")
+    options = _batch_options(args)
+    if args.task != "inpaint" and (args.mask_suffix or args.mask_dir):
+        raise CLIError("--mask-suffix and --mask-dir are for --task inpaint")
+    mask_suffix = args.mask_suffix or ("_mask" if args.task == "inpaint" and not args.mask_dir else None)
+    devices: list[str] | None = None
+    gpus = 0
+    if not args.ray and args.device in ("auto", "cuda"):
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        devices = [f"cuda:{i}" for i in range(gpus)] or None
+    if devices is None and args.device != "auto":
+        devices = [args.device]
+    cpus = cpu_count()
+    workers = args.workers or (gpus or max(1, cpus // 2))
+    threads = args.threads or max(1, cpus // workers)
+    config = BatchConfig(Path(args.input), Path(args.output), args.task, options,
+                         patterns=tuple(args.pattern) if args.pattern else BatchConfig.patterns,
+                         mask_suffix=mask_suffix, mask_dir=Path(args.mask_dir) if args.mask_dir else None,
+                         workers=workers, threads=threads, devices=devices, ray=args.ray, retries=args.retries,
+                         quiet=args.quiet)
+    summary = run_batch(config)
+    if not args.quiet or summary.failed:
+        print("\n".join(summary.lines() if not args.quiet else summary.lines()[1:]),
+              file=sys.stderr if args.quiet else sys.stdout)
+    if summary.interrupted:
+        return 130
+    return EXIT_FAILURE if summary.failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``deepprior`` command; returns the exit code."""
     from deepprior.imageio import ImageError
@@ -795,8 +924,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {"degrade": _degrade, "presets": _presets,
-                                                                 "demo": _demo, "serve": _serve}
-    handler = handlers.get(args.command, _run_task)
+                                                                 "demo": _demo, "serve": _serve, "batch": _batch}
+    handler = handlers.get(args.command, run_task)
     try:
         return handler(args)
     except (CLIError, ImageError, ValueError) as exc:
