@@ -277,6 +277,33 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def summary(rows: list[dict[str, Any]]) -> str:
+    """The README's form: PSNR of fixed / oracle / auto, where auto stopped, the baselines, and how auto
+    does against the oracle and the fixed count (the acceptance figures of the stopping issue)."""
+    rules = ["deepprior fixed", "deepprior oracle", "deepprior auto"]
+    baselines = [m for m in rows[0]["methods"] if not m.startswith("deepprior") and m != "input"]
+    head = ["image", f"fixed @{rows[0]['iterations']}", "oracle (step)", "auto", "auto stops at", *baselines]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for row in rows:
+        m = row["methods"]
+        cells = [row["image"], f"{m['deepprior fixed']['psnr']:.2f}",
+                 f"{m['deepprior oracle']['psnr']:.2f} ({m['deepprior oracle']['iteration']})",
+                 f"{m['deepprior auto']['psnr']:.2f}", str(m["deepprior auto"]["stopped_at"]),
+                 *[f"{m[b]['psnr']:.2f}" for b in baselines]]
+        lines.append("| " + " | ".join(cells) + " |")
+    mean = {k: float(np.mean([r["methods"][k]["psnr"] for r in rows])) for k in [*rules, *baselines]}
+    stops = float(np.mean([r["methods"]["deepprior auto"]["stopped_at"] for r in rows]))
+    lines.append("| **mean** | " + " | ".join([f"{mean[rules[0]]:.2f}", f"{mean[rules[1]]:.2f}",
+                                                f"**{mean[rules[2]]:.2f}**", f"{stops:.0f}",
+                                                *[f"{mean[b]:.2f}" for b in baselines]]) + " |")
+    versus_oracle = [r["methods"]["deepprior auto"]["psnr"] - r["methods"]["deepprior oracle"]["psnr"] for r in rows]
+    versus_fixed = [r["methods"]["deepprior auto"]["psnr"] - r["methods"]["deepprior fixed"]["psnr"] for r in rows]
+    lines.append(f"\n{len(rows)} images. auto - oracle: {np.mean(versus_oracle):+.2f} dB on average, "
+                 f"{min(versus_oracle):+.2f} dB on the worst image; auto - fixed: {np.mean(versus_fixed):+.2f} dB on "
+                 f"average; auto stops at {stops:.0f} of {rows[0]['iterations']} steps on average")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path)
@@ -293,6 +320,8 @@ def main() -> int:
                         help="fp32 (default) runs the paper's recipe exactly as the original computes it")
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--summary", action="store_true", help="print the finished rows in the README's form, with "
+                        "the auto-versus-oracle and auto-versus-fixed figures, and run nothing")
     parser.add_argument("--rescore", action="store_true",
                         help="recompute the auto column of finished rows from their recorded signals (tasks without "
                         "a noise level), with the library's current rule, instead of running anything")
@@ -304,6 +333,9 @@ def main() -> int:
     state["config"] = {k: str(v) for k, v in vars(args).items() if k not in ("out", "progress", "images")}
     state["machine"] = {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
                         "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+    if args.summary:
+        print(summary(state["rows"]) if state["rows"] else "no finished rows")
+        return 0
     if args.rescore:
         for row in state["rows"]:
             rescore_auto(row, args.task)
