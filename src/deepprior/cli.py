@@ -10,23 +10,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, NoReturn
 
 import numpy as np
 
 from deepprior import __version__
+from deepprior.jobs import (
+    JOBS,
+    InputError,
+    Job,
+    build_record,
+    check_kernel_fits,
+    gaussian_sigma,
+    match_channels,
+    read_input,
+    read_kernel,
+)
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
-MAX_OUTPUT_PIXELS = 100_000_000  # far beyond what a DIP fit can handle in memory
 
 
-class CLIError(Exception):
-    """A problem with the user's input, reported as one line and exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,13 +98,10 @@ def _probability(text: str) -> float:
 
 
 def _gaussian_spec(text: str) -> float:
-    prefix = "gaussian:"
-    if not text.startswith(prefix):
-        raise argparse.ArgumentTypeError(f"expected gaussian:SIGMA, got {text!r}")
-    value = _non_negative_float(text[len(prefix):])
-    if value == 0:
-        raise argparse.ArgumentTypeError("blur sigma must be > 0")
-    return value
+    try:
+        return gaussian_sigma(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -281,27 +285,19 @@ def _add_batch_parser(sub: Any) -> None:
 
 
 # ------------------------------------------------------------------- helpers
-def _read(path: str, what: str = "input") -> Any:
-    from deepprior.imageio import read_image
-
-    if path is None:
-        raise CLIError(f"no {what} image given")
-    return read_image(path)
-
-
 def _check_folder(path: str | None, what: str) -> None:
     if path is None:
         return
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
-        raise CLIError(f"{what} folder '{os.path.dirname(path) or '.'}' does not exist")
+        raise InputError(f"{what} folder '{os.path.dirname(path) or '.'}' does not exist")
 
 
 def _check_dir_target(path: str | None, what: str) -> None:
     if path is None:
         return
     if os.path.exists(path) and not os.path.isdir(path):
-        raise CLIError(f"{what} '{path}' exists and is not a folder")
+        raise InputError(f"{what} '{path}' exists and is not a folder")
     _check_folder(os.path.join(path, "x"), what) if os.path.isdir(path) else _check_folder(path.rstrip("/\\"), what)
 
 
@@ -309,184 +305,6 @@ def _same_file(a: str, b: str) -> bool:
     if os.path.exists(a) and os.path.exists(b):
         return os.path.samefile(a, b)
     return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _check_kernel_fits(blur: Any, height: int, width: int, what: str) -> None:
-    kh, kw = blur.kernel.shape[-2:]
-    if kh // 2 >= height or kw // 2 >= width:
-        raise CLIError(f"{what} ({kw}x{kh}) is too large for the {width}x{height} image")
-
-
-def _match_channels(pixels: np.ndarray, channels: int, what: str) -> np.ndarray:
-    if pixels.shape[2] == channels:
-        return pixels
-    if pixels.shape[2] == 1 and channels == 3:
-        return np.repeat(pixels, 3, axis=2)
-    if pixels.shape[2] == 3 and channels == 1:
-        from skimage.color import rgb2gray
-
-        return rgb2gray(pixels)[..., None].astype(np.float32)
-    raise CLIError(f"{what} has {pixels.shape[2]} channels, expected {channels}")
-
-
-def _versions() -> dict[str, str]:
-    import PIL
-    import skimage
-    import torch
-
-    return {"deepprior": __version__, "torch": torch.__version__, "numpy": np.__version__, "pillow": PIL.__version__,
-            "scikit-image": skimage.__version__, "python": platform.python_version()}
-
-
-@dataclass
-class Job:
-    """Everything a restoration task needs, assembled from the arguments."""
-
-    task: str
-    preset: str
-    image: Any  # deepprior.imageio.Image: the corrupted input as read
-    measurement: np.ndarray
-    operator: Any
-    image_size: tuple[int, int]
-    inputs: list[str]
-    baseline: np.ndarray | None = None  # the corrupted input shown at the output size, for PSNR and figures
-    reference: tuple[str, np.ndarray] | None = None  # a classical method's result, for comparison
-    guide: np.ndarray | None = None
-    alpha: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _noise_level(args: argparse.Namespace, pixels: np.ndarray) -> tuple[float, str]:
-    """``--sigma`` (0-255 scale), or an estimate from the image, with where it came from."""
-    if args.sigma is not None:
-        return args.sigma, "given"
-    from deepprior.noise import estimate_sigma
-
-    sigma = estimate_sigma(pixels) * 255
-    if not args.quiet:
-        print(f"estimated noise sigma: {sigma:.1f} (of 255)")
-    return sigma, "estimated"
-
-
-def _denoise_job(args: argparse.Namespace) -> Job:
-    img = _read(args.input)
-    sigma, source = _noise_level(args, img.pixels)
-    preset = args.preset or ("denoise-50" if sigma >= 40 else "denoise")
-    return Job("denoise", preset, img, img.pixels, None, img.pixels.shape[:2], [args.input], baseline=img.pixels,
-               alpha=img.alpha, extra={"sigma": round(sigma, 3), "sigma_source": source})
-
-
-def _dejpeg_job(args: argparse.Namespace) -> Job:
-    img = _read(args.input)
-    return Job("dejpeg", args.preset or "dejpeg", img, img.pixels, None, img.pixels.shape[:2], [args.input],
-               baseline=img.pixels, alpha=img.alpha)
-
-
-def _upscale(pixels: np.ndarray, scale: int, resample: int) -> np.ndarray:
-    from PIL import Image as PILImage
-
-    h, w = pixels.shape[:2]
-    planes = [np.asarray(PILImage.fromarray(pixels[..., c].astype(np.float32), mode="F").resize((w * scale, h * scale), resample))
-              for c in range(pixels.shape[2])]
-    return np.clip(np.stack(planes, axis=-1), 0, 1).astype(np.float32)
-
-
-def _superres_job(args: argparse.Namespace) -> Job:
-    from PIL import Image as PILImage
-
-    from deepprior.operators import RESAMPLING_KERNELS, Downsample
-
-    if args.kernel not in RESAMPLING_KERNELS:
-        raise CLIError(f"unknown kernel {args.kernel!r} (use {', '.join(RESAMPLING_KERNELS)})")
-    img = _read(args.input)
-    h, w = img.pixels.shape[:2]
-    if h * w * args.scale**2 > MAX_OUTPUT_PIXELS:
-        raise CLIError(f"a {w}x{h} image upscaled {args.scale}x would be {w * args.scale}x{h * args.scale}; "
-                       f"outputs above {MAX_OUTPUT_PIXELS // 10**6} megapixels are refused")
-    alpha = None
-    if img.alpha is not None:
-        scale_alpha = PILImage.fromarray(img.alpha).resize((w * args.scale, h * args.scale), PILImage.BICUBIC)
-        alpha = np.asarray(scale_alpha).astype(img.alpha.dtype)
-    preset = args.preset or ("superres-x8" if args.scale >= 8 else "superres")
-    return Job("superres", preset, img, img.pixels, Downsample(args.scale, args.kernel), (h * args.scale, w * args.scale),
-               [args.input], baseline=_upscale(img.pixels, args.scale, PILImage.NEAREST), alpha=alpha,
-               extra={"scale": args.scale, "kernel": args.kernel},
-               reference=("bicubic", _upscale(img.pixels, args.scale, PILImage.BICUBIC)))
-
-
-def _inpaint_job(args: argparse.Namespace) -> Job:
-    from deepprior.operators import Mask
-
-    img = _read(args.input)
-    mask_img = _read(args.mask, "mask")
-    if mask_img.pixels.shape[:2] != img.pixels.shape[:2]:
-        mh, mw = mask_img.pixels.shape[:2]
-        raise CLIError(f"mask '{args.mask}' is {mw}x{mh} but the image is {img.width}x{img.height}")
-    mask = (mask_img.pixels.mean(axis=2) > 0.5).astype(np.float32)
-    if mask.min() == 1.0:
-        raise CLIError(f"mask '{args.mask}' is all white: there is nothing to fill")
-    if mask.max() == 0.0:
-        raise CLIError(f"mask '{args.mask}' is all black: no pixel is known (white = known)")
-    return Job("inpaint", args.preset or "inpaint-text", img, img.pixels, Mask(mask), img.pixels.shape[:2],
-               [args.input, args.mask], baseline=img.pixels * mask[..., None], alpha=img.alpha,
-               extra={"known_fraction": float(mask.mean())})
-
-
-def _read_kernel(spec: str) -> tuple[Any, str]:
-    from deepprior.operators import Blur
-
-    if spec.startswith("gaussian:"):
-        try:
-            sigma = _gaussian_spec(spec)
-        except argparse.ArgumentTypeError as exc:
-            raise CLIError(f"--kernel: {exc}") from None
-        return Blur.gaussian(sigma), spec
-    if not os.path.exists(spec):
-        raise CLIError(f"kernel '{spec}' does not exist (use gaussian:SIGMA or a .npy / image file)")
-    if spec.lower().endswith(".npy"):
-        try:
-            kernel = np.load(spec, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise CLIError(f"cannot read kernel '{spec}': {exc}") from None
-    else:
-        kernel = _read(spec, "kernel").pixels.mean(axis=2)
-    kernel = np.asarray(kernel, dtype=np.float32)
-    if (kernel.ndim != 2 or kernel.size == 0 or not np.isfinite(kernel).all() or (kernel < 0).any()
-            or not kernel.sum() > 0):
-        raise CLIError(f"kernel '{spec}' must be a 2-D array of finite, non-negative values with a positive sum")
-    return Blur(kernel), spec
-
-
-def _deblur_job(args: argparse.Namespace) -> Job:
-    operator, spec = _read_kernel(args.kernel)
-    img = _read(args.input)
-    _check_kernel_fits(operator, img.height, img.width, f"blur kernel '{spec}'")
-    inputs = [args.input] + ([spec] if not spec.startswith("gaussian:") else [])
-    sigma, source = _noise_level(args, img.pixels)
-    return Job("deblur", args.preset or "deblur", img, img.pixels, operator, img.pixels.shape[:2], inputs,
-               baseline=img.pixels, alpha=img.alpha, extra={"kernel": spec, "sigma": round(sigma, 3),
-                                                            "sigma_source": source})
-
-
-def _flash_job(args: argparse.Namespace) -> Job:
-    flash = _read(args.flash, "flash")
-    no_flash = _read(args.no_flash, "no-flash")
-    if flash.pixels.shape[:2] != no_flash.pixels.shape[:2]:
-        raise CLIError(f"flash image is {flash.width}x{flash.height} but the no-flash image is "
-                       f"{no_flash.width}x{no_flash.height}")
-    guide = _match_channels(flash.pixels, no_flash.pixels.shape[2], "flash image")
-    return Job("flash", args.preset or "flash", no_flash, no_flash.pixels, None, no_flash.pixels.shape[:2],
-               [args.flash, args.no_flash], baseline=no_flash.pixels, guide=guide, alpha=no_flash.alpha)
-
-
-JOBS: dict[str, Callable[[argparse.Namespace], Job]] = {
-    "denoise": _denoise_job,
-    "dejpeg": _dejpeg_job,
-    "superres": _superres_job,
-    "inpaint": _inpaint_job,
-    "deblur": _deblur_job,
-    "flash": _flash_job,
-}
 
 
 def _snapshot_callback(folder: str, every: int, bit_depth: int) -> Callable[[Any], None]:
@@ -500,24 +318,6 @@ def _snapshot_callback(folder: str, every: int, bit_depth: int) -> Callable[[Any
                         bit_depth=bit_depth)
 
     return save_snapshot
-
-
-def build_record(job: Job, preset: Any, result: Any, seed: int, device: Any, *, output: str,
-                 ground_truth: str | None = None, psnr: float | None = None,
-                 input_psnr: float | None = None) -> dict[str, Any]:
-    """The run's record: what was asked, what ran, why it stopped, and its history."""
-    channels = job.measurement.shape[2]
-    return {
-        "task": job.task, "preset": preset.name, "seed": seed, "device": str(device), "precision": result.precision,
-        "inputs": job.inputs, "output": output, "ground_truth": ground_truth,
-        "image_size": {"height": job.image_size[0], "width": job.image_size[1], "channels": channels},
-        "parameters": result.parameters, "iterations_run": result.iterations_run,
-        "stop_iteration": result.stop_iteration, "stop_reason": result.stop_reason,
-        "seconds": round(result.seconds, 3), "backtracks": result.backtracks, "stopping": result.stopping,
-        "psnr": psnr, "input_psnr": input_psnr, "options": job.extra,
-        "history": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()} for row in result.history],
-        "versions": _versions(),
-    }
 
 
 class _SignalStop:
@@ -586,7 +386,7 @@ def _check_memory(job: Job, preset: Any, args: argparse.Namespace, device: Any) 
         size = (min(args.tile, h), min(args.tile, w))
         need = estimate_memory(preset, size, channels, guide)
         if need > budget:
-            raise CLIError(f"a {args.tile}x{args.tile} tile needs about {format_bytes(need)} but "
+            raise InputError(f"a {args.tile}x{args.tile} tile needs about {format_bytes(need)} but "
                            f"{format_bytes(budget)} is allowed (--max-memory): use a smaller --tile")
         return
     need = estimate_memory(preset, (h, w), channels, guide)
@@ -595,7 +395,7 @@ def _check_memory(job: Job, preset: Any, args: argparse.Namespace, device: Any) 
                    and estimate_memory(preset, (min(t, h), min(t, w)), channels, guide) <= budget]
         advice = (f"add --tile {fitting[0]} to restore it in overlapping tiles" if fitting
                   else "even 64-pixel tiles would not fit")
-        raise CLIError(f"restoring {w}x{h} needs about {format_bytes(need)} but {format_bytes(budget)} is allowed "
+        raise InputError(f"restoring {w}x{h} needs about {format_bytes(need)} but {format_bytes(budget)} is allowed "
                        f"(--max-memory, default 80% of the free memory): {advice}")
 
 
@@ -621,7 +421,7 @@ def _run_tiled(job: Job, preset: Any, args: argparse.Namespace, device: Any) -> 
         try:
             operator, cut = tile_operator(job.operator, box)
         except ValueError as exc:
-            raise CLIError(str(exc)) from None
+            raise InputError(str(exc)) from None
         measurement = cut(job.measurement)
         guide = job.guide[box.top : box.top + box.height, box.left : box.left + box.width] if job.guide is not None else None
         result, _, _ = run(
@@ -645,7 +445,7 @@ def _run_tiled(job: Job, preset: Any, args: argparse.Namespace, device: Any) -> 
 
 def run_task(args: argparse.Namespace) -> int:
     """Run one restoration subcommand from its parsed arguments; return the exit code (0, or 130 when a signal
-    stopped the fit early). Problems with the input raise :class:`CLIError` or ``ImageError``."""
+    stopped the fit early). Problems with the input raise :class:`InputError` or ``ImageError``."""
     from deepprior.engine import resolve_device
     from deepprior.imageio import check_output_path, write_image, atomic_write_text
     from deepprior.metrics import psnr
@@ -655,9 +455,9 @@ def run_task(args: argparse.Namespace) -> int:
     try:
         preset = get_preset(job.preset)
     except ValueError as exc:
-        raise CLIError(str(exc)) from None
+        raise InputError(str(exc)) from None
     if preset.input_kind == "image" and job.guide is None:
-        raise CLIError(f"preset {preset.name!r} needs a guidance image: use it with 'deepprior flash'")
+        raise InputError(f"preset {preset.name!r} needs a guidance image: use it with 'deepprior flash'")
     if args.preset and args.preset.lower().endswith(".json"):
         job.inputs.append(args.preset)
     check_output_path(args.output, *job.inputs, *([args.ground_truth] if args.ground_truth else []))
@@ -665,34 +465,34 @@ def run_task(args: argparse.Namespace) -> int:
     _check_dir_target(args.report, "report")
     _check_dir_target(args.snapshots, "snapshots")
     if args.record and os.path.isdir(args.record):
-        raise CLIError(f"record '{args.record}' is a folder")
+        raise InputError(f"record '{args.record}' is a folder")
     if args.record and any(_same_file(args.record, p) for p in [*job.inputs, *filter(None, [args.ground_truth])]):
-        raise CLIError(f"record '{args.record}' would overwrite an input")
+        raise InputError(f"record '{args.record}' would overwrite an input")
     if args.record and _same_file(args.record, args.output):
-        raise CLIError(f"record '{args.record}' and -o name the same file")
+        raise InputError(f"record '{args.record}' and -o name the same file")
     for what, folder in (("report", args.report), ("snapshots", args.snapshots)):
         if folder and any(_same_file(folder, p) for p in filter(None, [args.output, args.record])):
-            raise CLIError(f"{what} folder '{folder}' is also the output or record file")
+            raise InputError(f"{what} folder '{folder}' is also the output or record file")
     device = resolve_device(args.device)
     channels = job.measurement.shape[2]
     gt = None
     if args.ground_truth:
-        gt_img = _read(args.ground_truth, "ground-truth")
+        gt_img = read_input(args.ground_truth, "ground-truth")
         if gt_img.pixels.shape[:2] != tuple(job.image_size):
             gh, gw = gt_img.pixels.shape[:2]
-            raise CLIError(f"ground truth '{args.ground_truth}' is {gw}x{gh} but the output will be "
+            raise InputError(f"ground truth '{args.ground_truth}' is {gw}x{gh} but the output will be "
                            f"{job.image_size[1]}x{job.image_size[0]}")
-        gt = _match_channels(gt_img.pixels, channels, "ground truth")
+        gt = match_channels(gt_img.pixels, channels, "ground truth")
     _check_memory(job, preset, args, device)
     if args.resume and not (args.checkpoint and os.path.isfile(args.checkpoint)):
-        raise CLIError("--resume needs --checkpoint FILE naming an existing checkpoint")
+        raise InputError("--resume needs --checkpoint FILE naming an existing checkpoint")
     if args.checkpoint:
         _check_folder(args.checkpoint, "checkpoint")
         if any(_same_file(args.checkpoint, p) for p in [*job.inputs, args.output]):
-            raise CLIError(f"checkpoint '{args.checkpoint}' would overwrite an input or the output")
+            raise InputError(f"checkpoint '{args.checkpoint}' would overwrite an input or the output")
     callbacks = [_snapshot_callback(args.snapshots, args.every, job.image.bit_depth)] if args.snapshots else []
     if args.tile and (args.snapshots or args.ground_truth or args.checkpoint):
-        raise CLIError("--tile does not go with --snapshots, --ground-truth or --checkpoint")
+        raise InputError("--tile does not go with --snapshots, --ground-truth or --checkpoint")
     signals = _SignalStop()
     callbacks.append(signals)
     try:
@@ -751,18 +551,18 @@ def _degrade(args: argparse.Namespace) -> int:
     from deepprior import degrade
     from deepprior.imageio import check_output_path, write_image
 
-    img = _read(args.input)
+    img = read_input(args.input)
     outputs = [args.output] + ([args.mask_out] if args.mask_out else [])
     if args.mask_out and args.drop is None:
-        raise CLIError("--mask-out only goes with --drop")
+        raise InputError("--mask-out only goes with --drop")
     for out in outputs:
         check_output_path(out, args.input)
     if args.mask_out and os.path.abspath(args.mask_out) == os.path.abspath(args.output):
-        raise CLIError("--mask-out and -o name the same file")
+        raise InputError("--mask-out and -o name the same file")
     if args.blur is not None:
         from deepprior.operators import Blur
 
-        _check_kernel_fits(Blur.gaussian(args.blur), img.height, img.width, f"--blur gaussian:{args.blur:g}")
+        check_kernel_fits(Blur.gaussian(args.blur), img.height, img.width, f"--blur gaussian:{args.blur:g}")
     alpha = img.alpha
     mask = None
     if args.noise is not None:
@@ -831,7 +631,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        raise CLIError(WEB_EXTRA_HINT) from None
+        raise InputError(WEB_EXTRA_HINT) from None
     print(f"deepprior web app on http://{args.host}:{args.port} (Ctrl-C stops it)")
     serve(args.host, args.port, max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb,
           concurrency=args.concurrency)
@@ -841,20 +641,20 @@ def _serve(args: argparse.Namespace) -> int:
 def _batch_options(args: argparse.Namespace) -> tuple[str, ...]:
     """The task's own command-line options, as every item will get them."""
     if args.task == "superres" and args.scale is None:
-        raise CLIError("--task superres needs --scale")
+        raise InputError("--task superres needs --scale")
     if args.task == "deblur" and args.kernel is None:
-        raise CLIError("--task deblur needs --kernel")
+        raise InputError("--task deblur needs --kernel")
     kernel = args.kernel
     if kernel and args.task == "deblur":
-        _read_kernel(kernel)  # refuse a bad kernel now, not once per image
+        read_kernel(kernel)  # refuse a bad kernel now, not once per image
         kernel = kernel if kernel.startswith("gaussian:") else os.path.abspath(kernel)
     allowed = {"denoise": {"sigma"}, "deblur": {"sigma", "kernel"}, "superres": {"scale", "kernel"}}.get(args.task, set())
     for name in ("sigma", "scale", "kernel"):
         if getattr(args, name) is not None and name not in allowed:
-            raise CLIError(f"--{name} does not apply to --task {args.task}")
+            raise InputError(f"--{name} does not apply to --task {args.task}")
     if args.preset and args.preset.lower().endswith(".json"):
         if not os.path.isfile(args.preset):
-            raise CLIError(f"preset file '{args.preset}' does not exist")
+            raise InputError(f"preset file '{args.preset}' does not exist")
         args.preset = os.path.abspath(args.preset)
     options: list[str] = []
     for name, value in (("sigma", args.sigma), ("scale", args.scale), ("kernel", kernel), ("preset", args.preset),
@@ -868,7 +668,7 @@ def _batch_options(args: argparse.Namespace) -> tuple[str, ...]:
         try:
             get_preset(args.preset)
         except ValueError as exc:
-            raise CLIError(str(exc)) from None
+            raise InputError(str(exc)) from None
     return tuple(options)
 
 
@@ -880,16 +680,16 @@ def _batch(args: argparse.Namespace) -> int:
 
     if args.status:
         if args.input or args.output or args.task:
-            raise CLIError("--status takes only the output folder: deepprior batch --status OUTPUT_DIR")
+            raise InputError("--status takes only the output folder: deepprior batch --status OUTPUT_DIR")
         print("\n".join(status_report(Path(args.status))))
         return 0
     missing = [flag for flag, value in (("INPUT_DIR", args.input), ("-o OUTPUT_DIR", args.output),
                                         ("--task", args.task)) if not value]
     if missing:
-        raise CLIError(f"missing {', '.join(missing)} (or use --status OUTPUT_DIR)")
+        raise InputError(f"missing {', '.join(missing)} (or use --status OUTPUT_DIR)")
     options = _batch_options(args)
     if args.task != "inpaint" and (args.mask_suffix or args.mask_dir):
-        raise CLIError("--mask-suffix and --mask-dir are for --task inpaint")
+        raise InputError("--mask-suffix and --mask-dir are for --task inpaint")
     mask_suffix = args.mask_suffix or ("_mask" if args.task == "inpaint" and not args.mask_dir else None)
     devices: list[str] | None = None
     gpus = 0
@@ -928,7 +728,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = handlers.get(args.command, run_task)
     try:
         return handler(args)
-    except (CLIError, ImageError, ValueError) as exc:
+    except (InputError, ImageError, ValueError) as exc:
         message = " ".join(str(exc).split())
         print(f"deepprior {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE

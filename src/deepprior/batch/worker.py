@@ -57,7 +57,8 @@ def restore_item(request: ItemRequest) -> ItemOutcome:
     """Run ``request``'s task on its image; never raises for a problem with the item itself."""
     import torch
 
-    from deepprior.cli import CLIError, build_parser, run_task
+    from deepprior.cli import build_parser, run_task
+    from deepprior.jobs import InputError
     from deepprior.imageio import ImageError
 
     torch.set_num_threads(request.threads)
@@ -95,7 +96,7 @@ def restore_item(request: ItemRequest) -> ItemOutcome:
             code = run_task(args)
         except SystemExit as exc:  # the options were checked before the batch started, so this is unexpected
             return failed(f"bad task options (exit {exc.code})", retry=False)
-        except (CLIError, ImageError, ValueError) as exc:  # the item itself is bad: retrying will not help
+        except (InputError, ImageError, ValueError) as exc:  # the item itself is bad: retrying will not help
             return failed(exc, retry=False)
         except (RuntimeError, MemoryError, OSError) as exc:  # out of memory, a device failure: may pass elsewhere
             return failed(f"{type(exc).__name__}: {exc}", retry=True)

@@ -2,7 +2,7 @@
 uploaded files, watched while it runs, stopped on demand.
 
 It has no Gradio in it, so it can be tested on its own. The job is built by
-the same code as the command line's (``deepprior.cli.JOBS``), so the web app
+the same code as the command line's (``deepprior.jobs.JOBS``), so the web app
 accepts, refuses and words problems exactly as the CLI does.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from deepprior.cli import JOBS, CLIError, build_record
+from deepprior.jobs import JOBS, InputError, build_record
 from deepprior.engine import resolve_device, run
 from deepprior.fitting import IterationState, StoppingRule, make_rule
 from deepprior.imageio import ImageError, from_tensor, image_size, to_tensor, write_image, atomic_write_text
@@ -90,7 +90,7 @@ class RestoreRun:
         try:
             self.job = JOBS[task](args)
             self.preset = get_preset(self.job.preset)
-        except (CLIError, ImageError, ValueError) as exc:  # name the upload, not its temporary path
+        except (InputError, ImageError, ValueError) as exc:  # name the upload, not its temporary path
             message = str(exc).replace(f"'{image}'", "the image")
             raise InputProblem(message.replace(f"'{mask}'", "the mask") if mask else message) from None
         h, w = self.job.image_size
