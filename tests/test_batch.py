@@ -296,3 +296,39 @@ def test_ray_and_the_local_pool_give_the_same_outputs(tmp_path: Path) -> None:
     manifest = Manifest(cluster / FILENAME, readonly=True)
     assert manifest.runs()[-1]["executor"].startswith("a local Ray instance")
     manifest.close()
+
+
+def _ray_task_pids() -> list[int]:
+    """Processes running a deepprior Ray task (Ray names them after the function)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"ray::restore_item" in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes through /proc")
+def test_a_ray_task_whose_worker_dies_is_run_again(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    source, out = tmp_path / "in", tmp_path / "out"
+    names = ["a.png", "b.png"]
+    _images(source, names)
+    command = [*COMMAND, *_batch(source, out, _recipe(tmp_path), "--iterations", "300", "--workers", "1", "--threads",
+                                 "1", "--ray", "local", "-q")]
+    driver = subprocess.Popen(command, start_new_session=True)
+    try:
+        _wait_for(lambda: bool(_ray_task_pids()), 120)
+        time.sleep(0.5)
+        for pid in _ray_task_pids():
+            os.kill(pid, signal.SIGKILL)
+        assert driver.wait(180) == 0
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    rows = _rows(out)
+    assert all(r["status"] == "done" for r in rows.values())
+    assert _done_events(out) == dict.fromkeys(names, 1)
