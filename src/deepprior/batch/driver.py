@@ -208,16 +208,20 @@ def _run(config: BatchConfig, source: Path, target: Path, manifest: Manifest) ->
                         mask_dir=config.mask_dir.resolve() if config.mask_dir else None)
     problems: dict[str, str] = {}
     entries = []
+    known = manifest.known_hashes()
     for f in found:
-        digest = ""
+        digest, stat = "", None
         if f.problem is None:
+            files = [f.path, *([f.mask_path] if f.mask_path else [])]
             try:
-                digest = file_hash(f.path, *([f.mask_path] if f.mask_path else []))
+                stat = ";".join(f"{s.st_size}:{s.st_mtime_ns}" for s in map(os.stat, files))
+                recorded = known.get(f.key)
+                digest = recorded[1] if recorded and recorded[0] == stat else file_hash(*files)
             except OSError as exc:
                 problems[f.key] = f"cannot read the file: {exc.strerror or exc}"
         else:
             problems[f.key] = f.problem
-        entries.append((f.key, digest, f.mask_key, output_name(f.key)))
+        entries.append((f.key, digest, f.mask_key, output_name(f.key), stat))
     manifest.sync(entries, recipe, str(target))
     for key, problem in problems.items():
         item = manifest.item(key)

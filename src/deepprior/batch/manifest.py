@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS configs (
 CREATE TABLE IF NOT EXISTS items (
     input TEXT PRIMARY KEY,          -- path relative to the input folder
     input_hash TEXT NOT NULL,        -- sha256 of the input (and mask) bytes
+    input_stat TEXT,                 -- their sizes and modification times: unchanged ones are not hashed again
     mask TEXT,                       -- inpainting: the mask's path relative to the input folder or --mask-dir
     output TEXT NOT NULL,            -- path relative to the output folder
     config_hash TEXT NOT NULL REFERENCES configs(hash),
@@ -156,8 +157,14 @@ class Manifest:
                                 "WHERE status = 'running'", (time.time(),)).rowcount
         return redone, adopted
 
-    def sync(self, found: Iterable[tuple[str, str, str | None, str]], config_hash: str, output_dir: str) -> int:
-        """Bring the rows in line with the files found: ``(input, input_hash, mask, output)`` each.
+    def known_hashes(self) -> dict[str, tuple[str, str]]:
+        """``input -> (input_stat, input_hash)`` as last recorded, to skip hashing files that did not change."""
+        rows = self.db.execute("SELECT input, input_stat, input_hash FROM items WHERE input_stat IS NOT NULL")
+        return {r["input"]: (r["input_stat"], r["input_hash"]) for r in rows}
+
+    def sync(self, found: Iterable[tuple[str, str, str | None, str, str | None]], config_hash: str,
+             output_dir: str) -> int:
+        """Bring the rows in line with the files found: ``(input, input_hash, mask, output, input_stat)`` each.
 
         New inputs are added as pending. A finished item is redone when its input, its mask or the
         configuration changed, or its output is gone. Returns how many items were reset.
@@ -165,16 +172,19 @@ class Manifest:
         reset = 0
         now = time.time()
         with self._transaction() as db:
-            for key, digest, mask, output in found:
+            for key, digest, mask, output, stat in found:
                 row = db.execute("SELECT * FROM items WHERE input = ?", (key,)).fetchone()
                 if row is None:
-                    db.execute("INSERT INTO items (input, input_hash, mask, output, config_hash, status, updated) "
-                               "VALUES (?, ?, ?, ?, ?, 'pending', ?)", (key, digest, mask, output, config_hash, now))
+                    db.execute("INSERT INTO items (input, input_hash, input_stat, mask, output, config_hash, status, "
+                               "updated) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+                               (key, digest, stat, mask, output, config_hash, now))
                     self._log(db, key, "pending", detail="found")
                     continue
                 changed = (row["input_hash"], row["mask"], row["output"], row["config_hash"]) != (
                     digest, mask, output, config_hash)
                 lost = row["status"] == "done" and not os.path.isfile(os.path.join(output_dir, row["output"]))
+                if row["input_stat"] != stat:
+                    db.execute("UPDATE items SET input_stat = ? WHERE input = ?", (stat, key))
                 if changed or lost:
                     db.execute("UPDATE items SET input_hash = ?, mask = ?, output = ?, config_hash = ?, "
                                "status = 'pending', attempts = 0, error = NULL, updated = ? WHERE input = ?",
