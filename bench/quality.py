@@ -193,7 +193,8 @@ def evaluate_image(args: argparse.Namespace, name: str, path: Path) -> dict[str,
         recorder = Recorder(score=lambda t: float(-10 * torch.log10(((t.cpu().clamp(0, 1) - clean_t) ** 2).mean())))
     result, _, _ = run(to_tensor(corrupted), operator, preset, image_size=size, iterations=iterations, seed=seed,
                        device=args.device, ground_truth=to_tensor(clean), callbacks=[oracle, *autos.values(), recorder],
-                       progress=args.progress, description=f"{args.task} {name}", precision=args.precision)
+                       progress=args.progress, description=f"{args.task} {name}", precision=args.precision,
+                       sigma=extra.get("sigma"))  # the noise level, for recipes whose loss needs it (SURE)
     outputs = {"fixed": (result.iterations_run, from_tensor(result.output.cpu()))}
     best = oracle.selection()
     outputs["oracle"] = (best[0], from_tensor(best[1].cpu()))

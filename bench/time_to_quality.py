@@ -1,0 +1,122 @@
+"""Time to quality: how long the default command takes, end to end, to restore what the paper's recipe restores.
+
+For each Set9 image (centre crop, Gaussian noise clipped to [0, 1], the same
+noisy image as ``bench/quality.py`` makes with the same seed), this runs the
+command a user would type, ``deepprior denoise noisy.png -o out.png`` (no
+options, no ground truth), as a child process, and times it from start to the
+written file. It compares with the paper's recipe:
+
+- its quality: the PSNR of the paper's fixed iteration count, read from the
+  quality benchmark's JSON of the same crops (``--paper-json``);
+- its time: the paper-faithful path (fp32, the paper's network) timed per step
+  in this same run, times the paper's 3000 steps.
+
+    python bench/time_to_quality.py --data ../shared/data --crop 128
+    python bench/time_to_quality.py --data ../shared/data --crop 256 --images f16
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deepprior.degrade import add_noise, center_crop
+from deepprior.engine import run
+from deepprior.imageio import read_image, write_image
+from deepprior.metrics import psnr
+from deepprior.presets import get_preset
+
+SET9 = ["baboon", "f16", "house", "kodim01", "kodim02", "kodim03", "kodim12", "lena", "peppers"]
+
+
+def paper_seconds_per_step(size: int, steps: int = 10) -> float:
+    """The paper-faithful path (fp32, the paper's denoising network) per step at ``size``, measured now."""
+    preset = get_preset("denoise")
+    y = torch.rand(1, 3, size, size)
+    run(y, None, preset, image_size=(size, size), iterations=2, seed=0, precision="fp32")  # warm up
+    result, _, _ = run(y, None, preset, image_size=(size, size), iterations=steps, seed=0, precision="fp32")
+    return result.seconds / steps
+
+
+def default_command(noisy: Path, out: Path, extra: list[str]) -> tuple[float, dict[str, Any]]:
+    """Run ``deepprior denoise`` as a user would; return (wall seconds, its record)."""
+    record = out.with_suffix(".json")
+    command = [sys.executable, "-m", "deepprior.cli", "denoise", str(noisy), "-o", str(out), "-q", "--record",
+               str(record), *extra]
+    t0 = time.perf_counter()
+    subprocess.run(command, check=True)
+    seconds = time.perf_counter() - t0
+    return seconds, json.loads(record.read_text())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--sigma", type=float, default=25.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--images", nargs="+", default=SET9)
+    parser.add_argument("--paper-json", type=Path, help="quality benchmark results of the same crops "
+                        "(default bench/results/quality_denoise_CROP.json)")
+    parser.add_argument("--paper-steps", type=int, default=3000)
+    parser.add_argument("--options", default="", help="extra options for the command, e.g. '--preset denoise'")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    paper_json = args.paper_json or Path(f"bench/results/quality_denoise_{args.crop}.json")
+    paper_rows = {r["image"]: r for r in json.loads(paper_json.read_text())["rows"]} if paper_json.exists() else {}
+    out_path = args.out or Path(f"bench/results/time_to_quality_{args.crop}.json")
+    per_step = [paper_seconds_per_step(args.crop)]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="deepprior-ttq-") as tmp:
+        for name in args.images:
+            clean = read_image(args.data / "set9" / f"{name}.png").pixels
+            clean = center_crop(clean, args.crop, args.crop)
+            noisy = add_noise(clean, args.sigma / 255, seed=args.seed)
+            noisy_path, out = Path(tmp) / f"{name}.png", Path(tmp) / f"{name}_out.png"
+            write_image(noisy_path, noisy)
+            seconds, record = default_command(noisy_path, out, args.options.split())
+            restored = read_image(out).pixels
+            row = {"image": name, "default": {"psnr": psnr(clean, restored), "seconds": seconds,
+                                              "iterations": record["iterations_run"], "preset": record["preset"],
+                                              "precision": record["precision"], "stop_reason": record["stop_reason"]}}
+            paper = paper_rows.get(name, {}).get("methods", {}).get("deepprior fixed")
+            if paper:
+                row["paper_fixed_psnr"] = paper["psnr"]
+            rows.append(row)
+            print(f"{name}: {row['default']['psnr']:.2f} dB in {seconds:.1f} s ({record['iterations_run']} steps, "
+                  f"{record['preset']}, {record['precision']})", flush=True)
+            per_step.append(paper_seconds_per_step(args.crop))  # interleaved: the load may change
+    paper_seconds = float(np.median(per_step)) * args.paper_steps
+    for row in rows:
+        row["paper_seconds"] = paper_seconds
+        row["time_ratio"] = row["default"]["seconds"] / paper_seconds
+    lines = ["| image | paper fixed PSNR | paper time (s) | default PSNR | default time (s) | time / paper |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['image']} | {row.get('paper_fixed_psnr', float('nan')):.2f} | {paper_seconds:.0f} | "
+                     f"{row['default']['psnr']:.2f} | {row['default']['seconds']:.1f} | 1/{1 / row['time_ratio']:.0f} |")
+    mean_default = float(np.mean([r["default"]["psnr"] for r in rows]))
+    with_paper = [r["paper_fixed_psnr"] for r in rows if "paper_fixed_psnr" in r]
+    mean_time = float(np.mean([r["default"]["seconds"] for r in rows]))
+    lines.append(f"| **mean** | {np.mean(with_paper) if with_paper else float('nan'):.2f} | {paper_seconds:.0f} | "
+                 f"**{mean_default:.2f}** | {mean_time:.1f} | 1/{paper_seconds / mean_time:.0f} |")
+    print("\n".join(lines))
+    result = {"config": {k: str(v) for k, v in vars(args).items()}, "paper_seconds_per_step": per_step,
+              "rows": rows, "machine": {"cpu": platform.processor() or platform.machine(),
+                                        "threads": torch.get_num_threads(), "torch": torch.__version__}}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
