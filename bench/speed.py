@@ -29,17 +29,19 @@ from deepprior.engine import bf16_is_fast, resolve_device
 from deepprior.nets import build_net
 from deepprior.presets import get_preset
 
-# name: (bf16 autocast, channels_last, torch.compile)
-CONFIGS: dict[str, tuple[bool, bool, bool]] = {
-    "paper (fp32, eager)": (False, False, False),
-    "channels_last": (False, True, False),
-    "bf16 autocast": (True, False, False),
-    "bf16 + channels_last (default)": (True, True, False),
-    "bf16 + channels_last + compile": (True, True, True),
+# name: (bf16 autocast, channels_last, torch.compile, fused Adam)
+CONFIGS: dict[str, tuple[bool, bool, bool, bool]] = {
+    "paper (fp32, eager)": (False, False, False, False),
+    "channels_last": (False, True, False, False),
+    "bf16 autocast": (True, False, False, False),
+    "fused Adam": (False, False, False, True),
+    "bf16 + channels_last": (True, True, False, False),
+    "bf16 + channels_last + fused Adam (default)": (True, True, False, True),
+    "bf16 + channels_last + fused Adam + compile": (True, True, True, True),
 }
 
 
-def make_step(size: int, bf16: bool, channels_last: bool, compiled: bool, device: torch.device) -> Any:
+def make_step(size: int, bf16: bool, channels_last: bool, compiled: bool, fused: bool, device: torch.device) -> Any:
     """One training step of the paper's denoising recipe (input noise, MSE, Adam) as a closure."""
     preset = get_preset("denoise")
     torch.manual_seed(0)
@@ -50,7 +52,7 @@ def make_step(size: int, bf16: bool, channels_last: bool, compiled: bool, device
         net = net.to(memory_format=torch.channels_last)
         z = z.contiguous(memory_format=torch.channels_last)
     forward = torch.compile(net) if compiled else net
-    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01, fused=True if fused else None)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
