@@ -279,29 +279,38 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def summary(rows: list[dict[str, Any]]) -> str:
-    """The README's form: PSNR of fixed / oracle / auto, where auto stopped, the baselines, and how auto
-    does against the oracle and the fixed count (the acceptance figures of the stopping issue)."""
-    rules = ["deepprior fixed", "deepprior oracle", "deepprior auto"]
+    """The README's form: PSNR of fixed / oracle / auto (and auto with the noise level estimated, as the command
+    line runs it), where auto stopped, the baselines, and how auto does against the oracle and the fixed count
+    (the acceptance figures of the stopping issue)."""
+    autos = [m for m in ("deepprior auto", "deepprior auto, sigma estimated") if m in rows[0]["methods"]]
     baselines = [m for m in rows[0]["methods"] if not m.startswith("deepprior") and m != "input"]
-    head = ["image", f"fixed @{rows[0]['iterations']}", "oracle (step)", "auto", "auto stops at", *baselines]
-    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    names = {"deepprior auto": "auto", "deepprior auto, sigma estimated": "auto, sigma estimated"}
+    head = ["image", f"fixed @{rows[0]['iterations']}", "oracle (step)"]
+    for a in autos:
+        head += [names[a], "stops at"]
+    lines = ["| " + " | ".join(head + baselines) + " |", "|---" * len(head + baselines) + "|"]
     for row in rows:
         m = row["methods"]
         cells = [row["image"], f"{m['deepprior fixed']['psnr']:.2f}",
-                 f"{m['deepprior oracle']['psnr']:.2f} ({m['deepprior oracle']['iteration']})",
-                 f"{m['deepprior auto']['psnr']:.2f}", str(m["deepprior auto"]["stopped_at"]),
-                 *[f"{m[b]['psnr']:.2f}" for b in baselines]]
-        lines.append("| " + " | ".join(cells) + " |")
-    mean = {k: float(np.mean([r["methods"][k]["psnr"] for r in rows])) for k in [*rules, *baselines]}
-    stops = float(np.mean([r["methods"]["deepprior auto"]["stopped_at"] for r in rows]))
-    lines.append("| **mean** | " + " | ".join([f"{mean[rules[0]]:.2f}", f"{mean[rules[1]]:.2f}",
-                                                f"**{mean[rules[2]]:.2f}**", f"{stops:.0f}",
-                                                *[f"{mean[b]:.2f}" for b in baselines]]) + " |")
-    versus_oracle = [r["methods"]["deepprior auto"]["psnr"] - r["methods"]["deepprior oracle"]["psnr"] for r in rows]
-    versus_fixed = [r["methods"]["deepprior auto"]["psnr"] - r["methods"]["deepprior fixed"]["psnr"] for r in rows]
-    lines.append(f"\n{len(rows)} images. auto - oracle: {np.mean(versus_oracle):+.2f} dB on average, "
-                 f"{min(versus_oracle):+.2f} dB on the worst image; auto - fixed: {np.mean(versus_fixed):+.2f} dB on "
-                 f"average; auto stops at {stops:.0f} of {rows[0]['iterations']} steps on average")
+                 f"{m['deepprior oracle']['psnr']:.2f} ({m['deepprior oracle']['iteration']})"]
+        for a in autos:
+            cells += [f"{m[a]['psnr']:.2f}", str(m[a]["stopped_at"])]
+        lines.append("| " + " | ".join(cells + [f"{m[b]['psnr']:.2f}" for b in baselines]) + " |")
+
+    def mean(method: str, key: str = "psnr") -> float:
+        return float(np.mean([r["methods"][method][key] for r in rows]))
+
+    cells = ["**mean**", f"{mean('deepprior fixed'):.2f}", f"{mean('deepprior oracle'):.2f}"]
+    for a in autos:
+        cells += [f"**{mean(a):.2f}**", f"{mean(a, 'stopped_at'):.0f}"]
+    lines.append("| " + " | ".join(cells + [f"{mean(b):.2f}" for b in baselines]) + " |")
+    lines.append(f"\n{len(rows)} images.")
+    for a in autos:
+        versus_oracle = [r["methods"][a]["psnr"] - r["methods"]["deepprior oracle"]["psnr"] for r in rows]
+        versus_fixed = [r["methods"][a]["psnr"] - r["methods"]["deepprior fixed"]["psnr"] for r in rows]
+        lines.append(f"{names[a]}: {np.mean(versus_oracle):+.2f} dB against the oracle on average, "
+                     f"{min(versus_oracle):+.2f} dB on the worst image; {np.mean(versus_fixed):+.2f} dB against fixed "
+                     f"on average; stops at {mean(a, 'stopped_at'):.0f} of {rows[0]['iterations']} steps on average")
     return "\n".join(lines)
 
 
