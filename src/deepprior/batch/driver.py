@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepprior.batch.discover import DEFAULT_PATTERNS, find_inputs, output_name
+from deepprior.batch.discover import DEFAULT_PATTERNS, Found, find_inputs, output_name
 from deepprior.batch.manifest import FILENAME, Item, Manifest, file_hash
 from deepprior.batch.worker import ItemOutcome, ItemRequest
 
@@ -81,7 +81,7 @@ class BatchSummary:
         for key, attempts, error in self.failures[:20]:
             lines.append(f"  failed: {key}: {error} (attempts: {attempts})")
         if len(self.failures) > 20:
-            lines.append(f"  ... and {len(self.failures) - 20} more: deepprior batch --status OUTPUT_DIR lists them all")
+            lines.append(f"  ... and {len(self.failures) - 20} more: 'deepprior batch --status OUTPUT_DIR' lists all")
         return lines
 
 
@@ -195,13 +195,9 @@ def run_batch(config: BatchConfig) -> BatchSummary:
             manifest.close()
 
 
-def _run(config: BatchConfig, source: Path, target: Path, manifest: Manifest) -> BatchSummary:
-    from tqdm.auto import tqdm
-
-    _remove_partial_outputs(target)
-    redone, adopted = manifest.recover(str(target))
-    if not config.quiet and (redone or adopted):
-        print(f"resuming: {redone} unfinished item(s) will be redone, {adopted} finished write(s) adopted")
+def _take_stock(config: BatchConfig, source: Path, target: Path,
+                manifest: Manifest) -> tuple[list[Found], dict[str, str]]:
+    """Find the inputs and bring the manifest up to date; return them and the problems found (key -> reason)."""
     recipe = manifest.add_config(config.recipe())
     exclude = target if target.is_relative_to(source) else None
     found = find_inputs(source, config.patterns, exclude=exclude, masks=config.mask_suffix,
@@ -227,6 +223,17 @@ def _run(config: BatchConfig, source: Path, target: Path, manifest: Manifest) ->
         item = manifest.item(key)
         if item.status != "failed" or item.error != problem:
             manifest.fail(key, problem, started=False)
+    return found, problems
+
+
+def _run(config: BatchConfig, source: Path, target: Path, manifest: Manifest) -> BatchSummary:
+    from tqdm.auto import tqdm
+
+    _remove_partial_outputs(target)
+    redone, adopted = manifest.recover(str(target))
+    if not config.quiet and (redone or adopted):
+        print(f"resuming: {redone} unfinished item(s) will be redone, {adopted} finished write(s) adopted")
+    found, problems = _take_stock(config, source, target, manifest)
     masks = {f.key: f.mask_path for f in found}
     keys = {f.key for f in found}
     queue = deque(i for i in manifest.queue(config.retries) if i.input in keys and i.input not in problems)

@@ -123,7 +123,8 @@ class Manifest:
         self.db.execute("COMMIT")
 
     @staticmethod
-    def _log(db: sqlite3.Connection, key: str, status: str, worker: str | None = None, detail: str | None = None) -> None:
+    def _log(db: sqlite3.Connection, key: str, status: str, worker: str | None = None,
+             detail: str | None = None) -> None:
         db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (key, status, worker, detail, time.time()))
 
     # ------------------------------------------------------------ set-up
@@ -146,7 +147,8 @@ class Manifest:
             for row in db.execute("SELECT input, output, output_hash FROM items WHERE status = 'writing'").fetchall():
                 path = os.path.join(output_dir, row["output"])
                 if row["output_hash"] and os.path.isfile(path) and file_hash(path) == row["output_hash"]:
-                    db.execute("UPDATE items SET status = 'done', updated = ? WHERE input = ?", (time.time(), row["input"]))
+                    db.execute("UPDATE items SET status = 'done', updated = ? WHERE input = ?",
+                               (time.time(), row["input"]))
                     self._log(db, row["input"], "done", detail="adopted after a crash: the output was written")
                     adopted += 1
                 else:
