@@ -56,7 +56,9 @@ def main() -> int:
                        ground_truth=to_tensor(clean), callbacks=[oracle])
     best_step, best = oracle.selection()
     auto = psnr(clean, from_tensor(result.output.cpu()))
-    print(f"{args.image} {args.crop} {args.base} {args.changes}: auto {auto:.2f} @ {result.iterations_run}, best {psnr(clean, from_tensor(best.cpu())):.2f} @ {best_step}, "
+    top_psnr = psnr(clean, from_tensor(best.cpu()))
+    print(f"{args.image} {args.crop} {args.base} {args.changes}: auto {auto:.2f} @ {result.iterations_run}, "
+          f"best {top_psnr:.2f} @ {best_step}, "
           f"{time.perf_counter() - t0:.0f} s, {result.seconds / result.iterations_run:.3f} s/step ({result.precision})")
     return 0
 
