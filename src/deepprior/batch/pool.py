@@ -103,6 +103,7 @@ class LocalPool:
                     how = f"killed by {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
                     outcome = ItemOutcome(slot.key, False, f"{socket.gethostname()}:{slot.process.pid}",
                                           error=f"worker process died ({how})", retry=True)
+                    slot.conn.close()
                     slot.process = None
                 slot.key = None
                 outcomes.append(outcome)
@@ -118,6 +119,7 @@ class LocalPool:
                 if slot.process.is_alive():
                     slot.process.kill()
                     slot.process.join()
+                slot.conn.close()
                 slot.process = None
             slot.key = None
         return keys
