@@ -23,3 +23,19 @@ def test_noise_estimate_is_close_and_picks_the_recipe(tmp_path, capsys) -> None:
     assert "estimated noise sigma" in capsys.readouterr().out
     record = json.loads((tmp_path / "r.json").read_text())
     assert record["options"]["sigma_source"] == "estimated" and record["preset"] == "denoise-50"
+    write_image(tmp_path / "noisy25.png", add_noise(clean[:64, :64], 25 / 255, seed=0))
+    assert main(["denoise", str(tmp_path / "noisy25.png"), "-o", str(tmp_path / "o25.png"), "--iterations", "1",
+                 "--record", str(tmp_path / "r25.json")]) == 0
+    assert json.loads((tmp_path / "r25.json").read_text())["preset"] == "fast"  # the default below sigma 40
+
+
+def test_fast_preset_is_the_narrow_network() -> None:
+    """``fast`` keeps the paper's layers and skips but narrows the fine scales, where the work is."""
+    from deepprior.nets import build_net
+    from deepprior.presets import PRESETS, default_denoise_preset
+
+    fast, paper = PRESETS["fast"], PRESETS["denoise"]
+    assert fast.net_options["channels_down"] == (16, 32, 64, 128, 128)
+    count = lambda p: sum(t.numel() for t in build_net(p.net, p.input_channels, 3, **p.net_options).parameters())
+    assert count(paper) == 2_217_831 and count(fast) < count(paper) // 2
+    assert default_denoise_preset(25) == "fast" and default_denoise_preset(50) == "denoise-50"

@@ -20,7 +20,7 @@ from deepprior.fitting import FitResult
 from deepprior.fitting.result import IterationState
 from deepprior.imageio import from_tensor, to_tensor
 from deepprior.operators import Blur, Downsample, Mask
-from deepprior.presets import Preset, get_preset
+from deepprior.presets import Preset, default_denoise_preset, get_preset
 
 __all__ = ["denoise", "dejpeg", "super_resolve", "inpaint", "deblur", "flash_no_flash", "restore"]
 
@@ -146,7 +146,7 @@ def denoise(
     in ``skimage.restoration`` (25 of 255 is ``25 / 255``); when it is not
     given it is estimated (:func:`deepprior.noise.estimate_sigma`). It tells
     automatic stopping when the fit has reached the noise, and selects the
-    recipe: ``denoise-50`` from sigma 40/255 on, ``denoise`` below. Other
+    recipe: ``denoise-50`` from sigma 40/255 on, ``fast`` below. Other
     keyword options are those of :func:`restore`.
 
     >>> import numpy as np
@@ -163,7 +163,7 @@ def denoise(
 
         sigma = estimate_sigma(_to_hwc(image, options.get("channel_axis", -1))[0])
     if preset is None:
-        preset = "denoise-50" if sigma >= 40 / 255 else "denoise"
+        preset = default_denoise_preset(sigma * 255)
     return restore(image, None, preset=preset, sigma=sigma, **options)
 
 

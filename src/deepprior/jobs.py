@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from deepprior import __version__
+from deepprior.presets import default_denoise_preset
 
 __all__ = ["JOBS", "MAX_OUTPUT_PIXELS", "InputError", "Job", "build_record", "check_kernel_fits", "gaussian_sigma",
            "match_channels", "read_input", "read_kernel", "versions"]
@@ -114,7 +115,7 @@ def _noise_level(args: argparse.Namespace, pixels: np.ndarray) -> tuple[float, s
 def _denoise_job(args: argparse.Namespace) -> Job:
     img = read_input(args.input)
     sigma, source = _noise_level(args, img.pixels)
-    preset = args.preset or ("denoise-50" if sigma >= 40 else "denoise")
+    preset = args.preset or default_denoise_preset(sigma)
     return Job("denoise", preset, img, img.pixels, None, img.pixels.shape[:2], [args.input], baseline=img.pixels,
                alpha=img.alpha, extra={"sigma": round(sigma, 3), "sigma_source": source})
 
