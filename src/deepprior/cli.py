@@ -120,6 +120,9 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                        help="auto: bfloat16 where the device computes it natively (about 2x faster), else fp32; "
                        "fp32: the original's arithmetic exactly")
+    group.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
+                       help="denoising: after the fit, Wiener-filter the noisy image with the fit as pilot (default: "
+                       "as the preset says; the default 'fast' does, the paper's presets do not)")
     group.add_argument("--max-memory", type=_memory_size, metavar="SIZE",
                        help="refuse runs whose estimated peak memory is larger, e.g. 16G or 500M "
                        "(default: 80%% of the memory free now)")
@@ -367,7 +370,7 @@ def _fit(job: Job, preset: Any, args: argparse.Namespace, device: Any, gt: np.nd
         guide=to_tensor(job.guide) if job.guide is not None else None, callbacks=callbacks, stop=args.stop,
         sigma=job.extra["sigma"] / 255 if "sigma" in job.extra else None, progress=not args.quiet,
         description=f"{job.task} ({preset.name})", precision=args.precision, checkpoint=args.checkpoint,
-        checkpoint_every=args.checkpoint_every, resume=args.resume,
+        checkpoint_every=args.checkpoint_every, resume=args.resume, refine=getattr(args, "refine", None),
     )
     return from_tensor(result.output.cpu()), result, seed
 
@@ -430,6 +433,7 @@ def _run_tiled(job: Job, preset: Any, args: argparse.Namespace, device: Any) -> 
             guide=to_tensor(guide) if guide is not None else None, stop=args.stop,
             sigma=job.extra["sigma"] / 255 if "sigma" in job.extra else None, progress=not args.quiet,
             description=f"{job.task} tile {index}/{len(boxes)}", precision=args.precision,
+            refine=getattr(args, "refine", None),
         )
         pieces.append((box, from_tensor(result.output.cpu())))
         tiles.append({"top": box.top, "left": box.left, "height": box.height, "width": box.width,
@@ -458,6 +462,8 @@ def run_task(args: argparse.Namespace) -> int:
         raise InputError(str(exc)) from None
     if preset.input_kind == "image" and job.guide is None:
         raise InputError(f"preset {preset.name!r} needs a guidance image: use it with 'deepprior flash'")
+    if getattr(args, "refine", None) and job.task != "denoise":
+        raise InputError(f"--refine is for denoising (it filters the noisy image itself), not {job.task}")
     if args.preset and args.preset.lower().endswith(".json"):
         job.inputs.append(args.preset)
     check_output_path(args.output, *job.inputs, *([args.ground_truth] if args.ground_truth else []))

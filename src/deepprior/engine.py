@@ -156,6 +156,7 @@ def run(
     checkpoint: str | None = None,
     checkpoint_every: int = 100,
     resume: bool = False,
+    refine: bool | None = None,
 ) -> tuple[FitResult, Generator, int]:
     """Fit ``preset``'s generator to ``measurement`` through ``operator``.
 
@@ -185,7 +186,11 @@ def run(
         the rest of the run's state come from the file.
     sigma : the measurement's noise level ([0, 1] scale), given or
         estimated: ``auto`` then stops by the discrepancy principle, and
-        SURE-loss recipes need it.
+        SURE-loss recipes and the Wiener refinement need it.
+    refine : run the preset's classical stage after the fit (``None``: as
+        the preset says; ``False``: never; ``True``: the Wiener stage even
+        if the preset has none). It needs an identity operator and ``sigma``;
+        without them the preset's stage is skipped (and ``True`` is an error).
 
     Returns
     -------
@@ -251,4 +256,29 @@ def run(
                                                                 "precision": precision}) if checkpoint else None,
         resume=saved,
     )
+    method = "wiener" if refine else (preset.refine if refine is None else None)
+    denoising = operator is None or isinstance(operator, Identity)
+    if refine and not (denoising and sigma):
+        raise ValueError("the Wiener refinement needs the noise level and an identity forward model (denoising)")
+    if method == "wiener" and denoising and sigma:
+        _wiener_stage(result, measurement.to(dev), sigma, ground_truth)
     return result, net, seed
+
+
+def _wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
+                  ground_truth: torch.Tensor | None) -> None:
+    """Refine ``result`` in place: empirical Wiener filtering of the measurement with the fit as pilot."""
+    import time
+
+    from deepprior.refine import wiener_refine
+
+    start = time.perf_counter()
+    fitted = result.fitted
+    result.refined = wiener_refine(measurement.to(fitted.dtype), fitted, sigma, stride=1)
+    result.refinement = {"method": "wiener", "patch": 8, "stride": 1, "sigma": round(sigma, 6),
+                         "seconds": round(time.perf_counter() - start, 3)}
+    if ground_truth is not None:
+        gt = ground_truth.to(fitted.device)
+        for key, image in (("psnr_fitted", fitted), ("psnr_refined", result.refined)):
+            mse = float(torch.mean((image.double() - gt.double()) ** 2))
+            result.refinement[key] = round(-10 * math.log10(mse), 4) if mse > 0 else math.inf

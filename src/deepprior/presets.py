@@ -38,6 +38,9 @@ PAPER_SKIP: Mapping[str, Any] = MappingProxyType(
 #: least noise whose whole command stays within 1/20 of the paper recipe's time (``bench/time_to_quality.py``).
 FAST_INPUT_NOISE = 0.0125
 
+#: The classical stages a preset may add after its fit.
+REFINEMENTS = (None, "wiener")
+
 #: Noise (0-255 scale) from which the default denoising recipe is the paper's strong-noise one.
 STRONG_NOISE = 40.0
 
@@ -66,6 +69,10 @@ class Preset:
     input_channels : channels of a noise input.
     fit : the optimisation recipe.
     keep : fraction of pixels known, for pixel-drop restoration.
+    refine : a classical stage after the fit: ``"wiener"`` (empirical
+        Wiener filtering of the noisy image with the fit as pilot, see
+        :mod:`deepprior.refine`; denoising only, it needs the noise level),
+        or ``None``. The paper's presets have none.
     """
 
     name: str
@@ -79,6 +86,11 @@ class Preset:
     input_scale: float = 0.1
     fit: FitConfig = FitConfig()
     keep: float | None = None
+    refine: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.refine not in REFINEMENTS:
+            raise ValueError(f"unknown refinement {self.refine!r} (use {', '.join(map(str, REFINEMENTS))})")
 
     def with_iterations(self, iterations: int | None) -> "Preset":
         """The same recipe with another iteration budget (``None`` keeps it)."""
@@ -106,7 +118,7 @@ _PRESETS = [
         name="fast",
         task="denoise",
         summary="The default for noise below sigma 40: the paper's layers narrowed at the fine scales, light input "
-        "noise, debiased average; about 3x faster to a result than 'denoise', about 0.6 dB below it.",
+        "noise, debiased average, automatic stop, then a Wiener stage with the fit as pilot.",
         reproduces="no paper experiment; chosen by measurement on the Set9 crops (bench/recipe_probe.py)",
         net_options={
             "channels_down": (16, 32, 64, 128, 128),
@@ -117,6 +129,7 @@ _PRESETS = [
         },
         fit=FitConfig(iterations=3000, lr=0.01, reg_noise_std=FAST_INPUT_NOISE, ema_weight=0.99, ema_debias=True,
                       backtrack_db=5.0),
+        refine="wiener",
     ),
     Preset(
         name="denoise-sure",
@@ -273,7 +286,7 @@ def get_preset(name: str) -> Preset:
 
 
 _PRESET_KEYS = {"name", "base", "task", "summary", "reproduces", "net", "net_options", "input_kind", "input_channels",
-                "input_scale", "fit", "keep"}
+                "input_scale", "fit", "keep", "refine"}
 
 
 def load_preset(path: str) -> Preset:

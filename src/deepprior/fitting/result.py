@@ -52,6 +52,9 @@ class FitResult:
     seconds : wall time of the loop.
     precision : the arithmetic the network ran in (``"fp32"`` or ``"bf16"``).
     parameters : trainable parameters of the network.
+    refined : the output of a classical stage run after the fit (see
+        :mod:`deepprior.refine`), or ``None``; it is then :attr:`output`.
+    refinement : what that stage was and did.
     """
 
     image: torch.Tensor
@@ -66,10 +69,17 @@ class FitResult:
     selected: torch.Tensor | None = None
     stopping: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
+    refined: torch.Tensor | None = None
+    refinement: dict[str, Any] = field(default_factory=dict)
 
     @property
     def output(self) -> torch.Tensor:
-        """The restored image: the one the stopping rule picked, else the
+        """The restored image: the refined one when a refinement ran, else :attr:`fitted`."""
+        return self.refined if self.refined is not None else self.fitted
+
+    @property
+    def fitted(self) -> torch.Tensor:
+        """The network's result: the output the stopping rule picked, else the
         averaged output when averaging was on, else the last one."""
         if self.selected is not None:
             return self.selected
@@ -77,7 +87,7 @@ class FitResult:
 
     @property
     def psnr(self) -> float | None:
-        """PSNR (dB) of :attr:`output` against the ground truth, if one was given."""
+        """PSNR (dB) of :attr:`fitted` against the ground truth, if one was given."""
         if not self.history:
             return None
         return self.history[min(self.stop_iteration, len(self.history)) - 1].get("psnr")

@@ -1,0 +1,114 @@
+"""The Wiener stage after a denoising fit: what it computes, and where the engine and the CLI use it."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from deepprior.refine import dct_basis, wiener_refine
+
+
+def _noisy_pair(size: int = 40, sigma: float = 0.1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    from skimage import data
+
+    clean = torch.tensor(data.astronaut()[100 : 100 + size, 180 : 180 + size] / 255.0, dtype=torch.float32)
+    clean = clean.permute(2, 0, 1)[None]
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed))
+    return clean, clean + sigma * noise
+
+
+def _mse(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.mean((a - b) ** 2))
+
+
+def test_dct_basis_is_orthonormal() -> None:
+    basis = dct_basis(8).reshape(64, 64).double()
+    assert torch.allclose(basis @ basis.T, torch.eye(64, dtype=torch.float64), atol=1e-6)
+
+
+def test_a_good_pilot_removes_most_noise_and_a_noisy_pilot_little() -> None:
+    clean, noisy = _noisy_pair()
+    assert _mse(wiener_refine(noisy, clean, 0.1), clean) < _mse(noisy, clean) / 4
+    smooth = torch.nn.functional.avg_pool2d(noisy, 3, stride=1, padding=1, count_include_pad=False)
+    refined = wiener_refine(noisy, smooth, 0.1)
+    assert _mse(refined, clean) < _mse(smooth, clean)  # better than its (blurred) pilot
+
+
+def test_bands_and_odd_sizes_give_the_same_image() -> None:
+    clean, noisy = _noisy_pair(size=37)
+    whole = wiener_refine(noisy, clean, 0.1, band=1000)
+    for band, stride in ((5, 1), (6, 2), (3, 3)):
+        banded = wiener_refine(noisy, clean, 0.1, band=band, stride=stride)
+        assert banded.shape == noisy.shape
+        if stride == 1:
+            assert torch.allclose(banded, whole, atol=1e-5)
+    grey = wiener_refine(noisy[:, :1], clean[:, :1], 0.1)
+    assert grey.shape == (1, 1, 37, 37) and 0 <= float(grey.min()) and float(grey.max()) <= 1
+
+
+def test_bad_arguments_are_refused() -> None:
+    clean, noisy = _noisy_pair()
+    with pytest.raises(ValueError, match="sigma"):
+        wiener_refine(noisy, clean, 0.0)
+    with pytest.raises(ValueError, match="both be"):
+        wiener_refine(noisy, clean[..., :20], 0.1)
+    tiny = torch.rand(1, 3, 5, 5)
+    assert wiener_refine(tiny, tiny * 0.5, 0.1) is not None  # smaller than a window: the pilot comes back
+
+
+def test_engine_runs_the_preset_stage_and_records_it() -> None:
+    from dataclasses import replace
+
+    from deepprior.engine import run
+    from deepprior.operators import Downsample
+    from deepprior.presets import get_preset
+
+    clean, noisy = _noisy_pair(size=32)
+    fast = get_preset("fast")
+    result, _, _ = run(noisy.clamp(0, 1), None, fast, image_size=(32, 32), iterations=3, seed=0, sigma=0.1,
+                       ground_truth=clean)
+    assert result.refinement["method"] == "wiener" and result.refined is not None
+    assert not torch.equal(result.output, result.fitted)
+    assert result.refinement["psnr_refined"] > result.refinement["psnr_fitted"]  # 3 steps: a poor pilot, still a gain
+    plain, _, _ = run(noisy.clamp(0, 1), None, fast, image_size=(32, 32), iterations=3, seed=0, sigma=0.1,
+                      refine=False)
+    assert plain.refined is None and torch.equal(plain.output, plain.fitted)
+    assert torch.equal(plain.fitted, result.fitted)  # the stage never touches the fit
+    paper, _, _ = run(noisy.clamp(0, 1), None, replace(fast, refine=None), image_size=(32, 32), iterations=1,
+                      seed=0, sigma=0.1)
+    assert paper.refinement == {}
+    with pytest.raises(ValueError, match="identity forward model"):
+        run(noisy[..., :16, :16].clamp(0, 1), Downsample(2), get_preset("superres"), image_size=(32, 32),
+            iterations=1, seed=0, refine=True)
+    with pytest.raises(ValueError, match="unknown refinement"):
+        replace(fast, refine="median")
+
+
+def test_cli_records_the_stage_and_refuses_it_off_denoising(tmp_path, capsys) -> None:
+    from deepprior.cli import main
+    from deepprior.imageio import write_image
+
+    clean, noisy = _noisy_pair(size=32)
+    write_image(tmp_path / "noisy.png", noisy.clamp(0, 1)[0].permute(1, 2, 0).numpy())
+    write_image(tmp_path / "clean.png", clean[0].permute(1, 2, 0).numpy())
+    common = [str(tmp_path / "noisy.png"), "--iterations", "2", "--seed", "0", "-q", "--sigma", "25",
+              "--ground-truth", str(tmp_path / "clean.png")]
+    assert main(["denoise", *common, "-o", str(tmp_path / "a.png"), "--record", str(tmp_path / "a.json")]) == 0
+    record = json.loads((tmp_path / "a.json").read_text())
+    assert record["preset"] == "fast" and record["refinement"]["method"] == "wiener"
+    assert abs(record["psnr"] - record["refinement"]["psnr_refined"]) < 0.05  # the written file is the refined one
+    assert main(["denoise", *common, "--no-refine", "-o", str(tmp_path / "b.png"), "--record",
+                 str(tmp_path / "b.json")]) == 0
+    assert json.loads((tmp_path / "b.json").read_text())["refinement"] is None
+    assert main(["denoise", *common, "--preset", "denoise", "--refine", "-o", str(tmp_path / "c.png"), "--record",
+                 str(tmp_path / "c.json")]) == 0
+    assert json.loads((tmp_path / "c.json").read_text())["refinement"]["method"] == "wiener"
+    capsys.readouterr()
+    write_image(tmp_path / "small.png", np.zeros((16, 16, 3), dtype=np.float32))
+    assert main(["superres", str(tmp_path / "small.png"), "--scale", "2", "-o", str(tmp_path / "d.png"), "--refine",
+                 "--iterations", "1", "-q"]) == 2
+    assert not (tmp_path / "d.png").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--refine is for denoising" in err[0]
