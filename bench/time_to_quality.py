@@ -87,10 +87,13 @@ def main() -> int:
             restored = read_image(out).pixels
             row = {"image": name, "default": {"psnr": psnr(clean, restored), "seconds": seconds,
                                               "iterations": record["iterations_run"], "preset": record["preset"],
-                                              "precision": record["precision"], "stop_reason": record["stop_reason"]}}
-            paper = paper_rows.get(name, {}).get("methods", {}).get("deepprior fixed")
-            if paper:
-                row["paper_fixed_psnr"] = paper["psnr"]
+                                              "precision": record["precision"], "stop_reason": record["stop_reason"],
+                                              "refinement": record.get("refinement")}}
+            methods = paper_rows.get(name, {}).get("methods", {})
+            for key, method in (("paper_fixed_psnr", "deepprior fixed"),
+                                ("paper_auto_psnr", "deepprior auto, sigma estimated"), ("cbm3d_psnr", "CBM3D")):
+                if method in methods:
+                    row[key] = methods[method]["psnr"]
             rows.append(row)
             print(f"{name}: {row['default']['psnr']:.2f} dB in {seconds:.1f} s ({record['iterations_run']} steps, "
                   f"{record['preset']}, {record['precision']})", flush=True)
@@ -99,16 +102,28 @@ def main() -> int:
     for row in rows:
         row["paper_seconds"] = paper_seconds
         row["time_ratio"] = row["default"]["seconds"] / paper_seconds
-    lines = ["| image | paper fixed PSNR | paper time (s) | default PSNR | default time (s) | time / paper |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| image | paper recipe PSNR (3000 steps) | paper + auto stop PSNR | CBM3D PSNR | paper time (s) | "
+             "default PSNR | default time (s) | steps | time / paper |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def cell(row: dict[str, Any], key: str) -> str:
+        return f"{row[key]:.2f}" if key in row else "-"
+
     for row in rows:
-        lines.append(f"| {row['image']} | {row.get('paper_fixed_psnr', float('nan')):.2f} | {paper_seconds:.0f} | "
-                     f"{row['default']['psnr']:.2f} | {row['default']['seconds']:.1f} | 1/{1 / row['time_ratio']:.0f} |")
+        lines.append(f"| {row['image']} | {cell(row, 'paper_fixed_psnr')} | {cell(row, 'paper_auto_psnr')} | "
+                     f"{cell(row, 'cbm3d_psnr')} | {paper_seconds:.0f} | {row['default']['psnr']:.2f} | "
+                     f"{row['default']['seconds']:.1f} | {row['default']['iterations']} | "
+                     f"1/{1 / row['time_ratio']:.1f} |")
     mean_default = float(np.mean([r["default"]["psnr"] for r in rows]))
-    with_paper = [r["paper_fixed_psnr"] for r in rows if "paper_fixed_psnr" in r]
     mean_time = float(np.mean([r["default"]["seconds"] for r in rows]))
-    lines.append(f"| **mean** | {np.mean(with_paper) if with_paper else float('nan'):.2f} | {paper_seconds:.0f} | "
-                 f"**{mean_default:.2f}** | {mean_time:.1f} | 1/{paper_seconds / mean_time:.0f} |")
+    mean_steps = float(np.mean([r["default"]["iterations"] for r in rows]))
+
+    def mean(key: str) -> str:
+        values = [r[key] for r in rows if key in r]
+        return f"{np.mean(values):.2f}" if len(values) == len(rows) else "-"
+
+    lines.append(f"| **mean** | {mean('paper_fixed_psnr')} | {mean('paper_auto_psnr')} | {mean('cbm3d_psnr')} | "
+                 f"{paper_seconds:.0f} | **{mean_default:.2f}** | {mean_time:.1f} | {mean_steps:.0f} | "
+                 f"1/{paper_seconds / mean_time:.1f} |")
     print("\n".join(lines))
     result = {"config": {k: str(v) for k, v in vars(args).items()}, "paper_seconds_per_step": per_step,
               "rows": rows, "machine": {"cpu": platform.processor() or platform.machine(),

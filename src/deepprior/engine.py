@@ -213,7 +213,8 @@ def run(
         if stop == "fixed":
             rule: StoppingRule = make_rule("fixed", iterations=preset.fit.iterations)
         elif stop == "auto":
-            rule = make_rule("auto", sigma=sigma, clipped=operator is None or isinstance(operator, Identity))
+            rule = make_rule("auto", sigma=sigma, clipped=operator is None or isinstance(operator, Identity),
+                             factor=preset.stop_factor)
         else:
             rule = make_rule(stop)
     else:

@@ -69,6 +69,8 @@ class Preset:
     input_channels : channels of a noise input.
     fit : the optimisation recipe.
     keep : fraction of pixels known, for pixel-drop restoration.
+    stop_factor : automatic stopping of noisy measurements ends once the
+        data term is within this factor of the noise level (1: at it).
     refine : a classical stage after the fit: ``"wiener"`` (empirical
         Wiener filtering of the noisy image with the fit as pilot, see
         :mod:`deepprior.refine`; denoising only, it needs the noise level),
@@ -86,9 +88,12 @@ class Preset:
     input_scale: float = 0.1
     fit: FitConfig = FitConfig()
     keep: float | None = None
+    stop_factor: float = 1.0
     refine: str | None = None
 
     def __post_init__(self) -> None:
+        if not 0.5 <= self.stop_factor <= 2.0:
+            raise ValueError(f"stop_factor must be in [0.5, 2], got {self.stop_factor}")
         if self.refine not in REFINEMENTS:
             raise ValueError(f"unknown refinement {self.refine!r} (use {', '.join(map(str, REFINEMENTS))})")
 
@@ -286,7 +291,7 @@ def get_preset(name: str) -> Preset:
 
 
 _PRESET_KEYS = {"name", "base", "task", "summary", "reproduces", "net", "net_options", "input_kind", "input_channels",
-                "input_scale", "fit", "keep", "refine"}
+                "input_scale", "fit", "keep", "stop_factor", "refine"}
 
 
 def load_preset(path: str) -> Preset:

@@ -322,17 +322,18 @@ class Discrepancy(StoppingRule):
                 "factor": self.factor, "threshold": self.threshold, "stopped_at": self.stopped_at}
 
 
-def make_rule(name: str, *, sigma: float | None = None, clipped: bool = True, **options: int) -> StoppingRule:
+def make_rule(name: str, *, sigma: float | None = None, clipped: bool = True, factor: float = 1.0,
+              **options: int) -> StoppingRule:
     """A rule by name: ``auto``, ``fixed`` (needs ``iterations``) or ``oracle``.
 
     ``auto`` with the measurement's noise level ``sigma`` (given or
-    estimated) is :class:`Discrepancy`; without one, or with one below a
-    grey level (a clean measurement, where overfitting noise is no risk),
-    :class:`WindowedVariance`.
+    estimated) is :class:`Discrepancy` (stopping at ``factor`` times the
+    noise level); without one, or with one below a grey level (a clean
+    measurement, where overfitting noise is no risk), :class:`WindowedVariance`.
     """
     if name == "auto":
         if sigma is not None and sigma >= 1 / 255:
-            return Discrepancy(sigma, clipped=clipped, **options)
+            return Discrepancy(sigma, clipped=clipped, factor=factor, **options)
         return WindowedVariance(**{"plateau": AUTO_PLATEAU, **options})
     if name == "fixed":
         return Fixed(**options)

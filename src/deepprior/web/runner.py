@@ -106,7 +106,7 @@ class RestoreRun:
         self.rule: StoppingRule
         if iterations is None:
             identity = self.job.operator is None
-            self.rule = make_rule("auto", sigma=sigma01, clipped=identity)
+            self.rule = make_rule("auto", sigma=sigma01, clipped=identity, factor=self.preset.stop_factor)
         else:
             self.rule = make_rule("fixed", iterations=iterations)
         self._stop = threading.Event()
