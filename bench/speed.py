@@ -29,21 +29,24 @@ from deepprior.engine import bf16_is_fast, resolve_device
 from deepprior.nets import build_net
 from deepprior.presets import get_preset
 
-# name: (bf16 autocast, channels_last, torch.compile, fused Adam)
-CONFIGS: dict[str, tuple[bool, bool, bool, bool]] = {
-    "paper (fp32, eager)": (False, False, False, False),
-    "channels_last": (False, True, False, False),
-    "bf16 autocast": (True, False, False, False),
-    "fused Adam": (False, False, False, True),
-    "bf16 + channels_last": (True, True, False, False),
-    "bf16 + channels_last + fused Adam (default)": (True, True, False, True),
-    "bf16 + channels_last + fused Adam + compile": (True, True, True, True),
+# name: (bf16 autocast, channels_last, torch.compile, fused Adam, preset); all but the last row time the paper's
+# network, the last the network of the default 'fast' preset on the default path, for scale.
+CONFIGS: dict[str, tuple[bool, bool, bool, bool, str]] = {
+    "paper (fp32, eager)": (False, False, False, False, "denoise"),
+    "channels_last": (False, True, False, False, "denoise"),
+    "bf16 autocast": (True, False, False, False, "denoise"),
+    "fused Adam": (False, False, False, True, "denoise"),
+    "bf16 + channels_last": (True, True, False, False, "denoise"),
+    "bf16 + channels_last + fused Adam (default)": (True, True, False, True, "denoise"),
+    "bf16 + channels_last + fused Adam + compile": (True, True, True, True, "denoise"),
+    "'fast' preset's network, default path": (True, True, False, True, "fast"),
 }
 
 
-def make_step(size: int, bf16: bool, channels_last: bool, compiled: bool, fused: bool, device: torch.device) -> Any:
-    """One training step of the paper's denoising recipe (input noise, MSE, Adam) as a closure."""
-    preset = get_preset("denoise")
+def make_step(size: int, bf16: bool, channels_last: bool, compiled: bool, fused: bool, preset_name: str,
+              device: torch.device) -> Any:
+    """One training step of a denoising recipe (input noise, MSE, Adam) as a closure."""
+    preset = get_preset(preset_name)
     torch.manual_seed(0)
     net = build_net(preset.net, preset.input_channels, 3, **dict(preset.net_options)).to(device)
     z = torch.rand(1, preset.input_channels, size, size, device=device) * 0.1
