@@ -19,11 +19,20 @@ from conftest import tiny_preset
 def test_denoise_with_the_paper_preset_gains_3db(clean_rgb: np.ndarray) -> None:
     noisy = add_noise(clean_rgb, 25 / 255, seed=1)
     out, result = deepprior.denoise(noisy, sigma=25 / 255, iterations=200, seed=0, ground_truth=clean_rgb,
-                                    return_result=True)
+                                    preset="denoise", return_result=True)
     assert out.shape == clean_rgb.shape and out.dtype == np.float32
-    assert result.parameters == 2_217_831
+    assert result.parameters == 2_217_831 and result.refinement == {}  # the paper's recipe, nothing added
     assert psnr(clean_rgb, out) >= psnr(clean_rgb, noisy) + 3.0
     assert result.psnr == pytest.approx(psnr(clean_rgb, out), abs=0.05)
+
+
+def test_default_denoise_is_the_fast_recipe_and_its_wiener_stage_helps(clean_rgb: np.ndarray) -> None:
+    noisy = add_noise(clean_rgb, 25 / 255, seed=1)
+    out, result = deepprior.denoise(noisy, sigma=25 / 255, iterations=200, seed=0, ground_truth=clean_rgb,
+                                    return_result=True)
+    assert result.parameters < 2_217_831 // 2 and result.refinement["method"] == "wiener"
+    assert psnr(clean_rgb, out) >= psnr(clean_rgb, noisy) + 3.0
+    assert psnr(clean_rgb, out) > result.psnr  # the refined output beats the network's own
 
 
 def test_inpaint_fills_dropped_pixels(clean_rgb: np.ndarray) -> None:
