@@ -16,7 +16,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from deepprior.fitting import Checkpoint, FitResult, StoppingRule, fit, make_rule
+from deepprior.fitting import Checkpoint, FitResult, StoppingRule, fit, make_rule, tensor_psnr
 from deepprior.fitting.result import IterationState
 from deepprior.operators import Identity
 from deepprior.nets import Generator, build_net, meshgrid_input, noise_input
@@ -259,7 +259,7 @@ def run(
                                                                 "precision": precision}) if checkpoint else None,
         resume=saved,
     )
-    method = "wiener" if refine else (preset.refine if refine is None else None)
+    method = preset.refine if refine is None else ("wiener" if refine else None)
     denoising = operator is None or isinstance(operator, Identity)
     if refine and not (denoising and sigma):
         raise ValueError("the Wiener refinement needs the noise level and an identity forward model (denoising)")
@@ -269,7 +269,7 @@ def run(
 
 
 def _wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
-                  ground_truth: torch.Tensor | None) -> None:
+                  ground_truth: torch.Tensor | None, patch: int = 8, stride: int = 1) -> None:
     """Refine ``result`` in place: empirical Wiener filtering of the measurement with the fit as pilot."""
     import time
 
@@ -277,11 +277,10 @@ def _wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
 
     start = time.perf_counter()
     fitted = result.fitted
-    result.refined = wiener_refine(measurement.to(fitted.dtype), fitted, sigma, stride=1)
-    result.refinement = {"method": "wiener", "patch": 8, "stride": 1, "sigma": round(sigma, 6),
+    result.refined = wiener_refine(measurement.to(fitted.dtype), fitted, sigma, patch=patch, stride=stride)
+    result.refinement = {"method": "wiener", "patch": patch, "stride": stride, "sigma": round(sigma, 6),
                          "seconds": round(time.perf_counter() - start, 3)}
     if ground_truth is not None:
         gt = ground_truth.to(fitted.device)
-        for key, image in (("psnr_fitted", fitted), ("psnr_refined", result.refined)):
-            mse = float(torch.mean((image.double() - gt.double()) ** 2))
-            result.refinement[key] = round(-10 * math.log10(mse), 4) if mse > 0 else math.inf
+        result.refinement["psnr_fitted"] = round(tensor_psnr(fitted, gt), 4)
+        result.refinement["psnr_refined"] = round(tensor_psnr(result.refined, gt), 4)

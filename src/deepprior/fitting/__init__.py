@@ -1,5 +1,5 @@
 """The fitting loop and what it returns."""
-from deepprior.fitting.loop import Checkpoint, FitConfig, Frame, fit
+from deepprior.fitting.loop import Checkpoint, FitConfig, Frame, fit, tensor_psnr
 from deepprior.fitting.result import FitResult, IterationState
 from deepprior.fitting.stopping import (
     RULES,
@@ -27,4 +27,5 @@ __all__ = [
     "clipped_noise_variance",
     "fit",
     "make_rule",
+    "tensor_psnr",
 ]

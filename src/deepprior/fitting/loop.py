@@ -148,7 +148,8 @@ def _sure_correction(
     return -(sigma**2) + 2 * sigma**2 * divergence / out.numel()
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+def tensor_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR (dB) between two images in [0, 1], in double precision; ``inf`` when they are equal."""
     mse = float(torch.mean((a.double() - b.double()) ** 2))
     return math.inf if mse == 0 else -10.0 * math.log10(mse)
 
@@ -361,10 +362,10 @@ def fit(
             if backtracked:
                 row["backtracked"] = True
             if gt is not None:
-                state.psnr = _psnr(shown, gt)
+                state.psnr = tensor_psnr(shown, gt)
                 row["psnr_raw"] = state.psnr
                 if average is not None:
-                    state.psnr_average = _psnr(average, gt)
+                    state.psnr_average = tensor_psnr(average, gt)
                     row["psnr_average"] = state.psnr_average
                 row["psnr"] = state.psnr_average if average is not None else state.psnr
             row["seconds"] = round(state.seconds, 4)
