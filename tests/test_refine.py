@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepprior.refine import dct_basis, wiener_refine
+from deepprior.refine import dct_basis, principal_colours, sure_weights, wiener_mix, wiener_refine
 
 
 def _noisy_pair(size: int = 40, sigma: float = 0.1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,6 +58,64 @@ def test_bad_arguments_are_refused() -> None:
     assert wiener_refine(tiny, tiny * 0.5, 0.1) is not None  # smaller than a window: the pilot comes back
 
 
+def test_principal_colours_are_orthonormal_and_find_the_hue() -> None:
+    clean, _ = _noisy_pair()
+    hue = torch.tensor([0.2, 0.5, 0.84])
+    tinted = clean.mean(dim=1, keepdim=True) * hue[None, :, None, None]
+    axes = principal_colours(tinted)
+    assert torch.allclose(axes @ axes.T, torch.eye(3), atol=1e-5)
+    assert float(abs(axes[0] @ hue) / hue.norm()) > 0.999
+
+
+def test_sure_weights_are_the_best_convex_mixture() -> None:
+    g = torch.Generator().manual_seed(1)
+    residuals = torch.randn(4, 50, generator=g, dtype=torch.float64)
+    gram = residuals @ residuals.T
+    divergences = torch.tensor([3.0, -1.0, 0.5, 2.0], dtype=torch.float64)
+    weights, risk = sure_weights(gram, divergences, 0.5, 50)
+    assert bool((weights >= 0).all()) and abs(float(weights.sum()) - 1) < 1e-9
+
+    def sure(a: torch.Tensor) -> float:
+        return float(a @ gram @ a + 2 * 0.5 * divergences @ a) / 50 - 0.5
+
+    assert abs(sure(weights) - risk) < 1e-9
+    for _ in range(200):  # no point of the simplex does better
+        a = torch.rand(4, generator=g, dtype=torch.float64) ** 3
+        assert sure(a / a.sum()) >= risk - 1e-9
+
+
+def test_the_divergence_is_the_trace_of_the_linear_filter() -> None:
+    """With the pilot fixed the filter is linear in the noisy image: its divergence is the sum of the
+    responses of each value to itself, found here one impulse at a time."""
+    from deepprior.refine import _wiener
+
+    clean, noisy = _noisy_pair(size=12)
+    for patch, colour, stride in ((6, "principal", 1), (7, "opponent", 1), (4, "opponent", 2)):
+        base, divergence = _wiener(noisy, clean, 0.1, patch, stride, 3, colour)
+        trace = 0.0
+        for index in range(noisy.numel()):
+            impulse = torch.zeros(noisy.numel())
+            impulse[index] = 1.0
+            moved, _ = _wiener(noisy + impulse.reshape(noisy.shape), clean, 0.1, patch, stride, 3, colour)
+            trace += float((moved - base).flatten()[index])
+        assert abs(divergence - trace) < 1e-3 * noisy.numel(), (patch, colour, stride)
+
+
+def test_the_mixture_is_the_single_filter_when_there_is_one_and_gains_on_few_hues() -> None:
+    clean, noisy = _noisy_pair()
+    single = wiener_mix(noisy, clean, 0.1, patches=(8,), colours=("opponent",))
+    assert single.weights == {"opponent 8": 1.0}
+    assert torch.allclose(single.image, wiener_refine(noisy, clean, 0.1), atol=1e-6)
+    tinted = clean.mean(dim=1, keepdim=True) * torch.tensor([0.3, 0.55, 0.9])[None, :, None, None]
+    noisy = tinted + 0.1 * torch.randn(tinted.shape, generator=torch.Generator().manual_seed(4))
+    pilot = torch.nn.functional.avg_pool2d(noisy, 3, stride=1, padding=1, count_include_pad=False)
+    mix = wiener_mix(noisy, pilot, 0.1)
+    assert sum(w for name, w in mix.weights.items() if name.startswith("principal")) > 0.5
+    assert _mse(mix.image, tinted) < 0.9 * _mse(wiener_refine(noisy, pilot, 0.1), tinted)
+    grey = wiener_mix(noisy[:, :1], pilot[:, :1], 0.1)
+    assert set(grey.weights) <= {"grey 6", "grey 8", "grey 10"} and grey.image.shape == (1, 1, 40, 40)
+
+
 def test_engine_runs_the_preset_stage_and_records_it() -> None:
     from dataclasses import replace
 
@@ -70,6 +128,7 @@ def test_engine_runs_the_preset_stage_and_records_it() -> None:
     result, _, _ = run(noisy.clamp(0, 1), None, fast, image_size=(32, 32), iterations=3, seed=0, sigma=0.1,
                        ground_truth=clean)
     assert result.refinement["method"] == "wiener" and result.refined is not None
+    assert result.refinement["patches"] == [6, 8, 10] and abs(sum(result.refinement["weights"].values()) - 1) < 1e-3
     assert not torch.equal(result.output, result.fitted)
     assert result.refinement["psnr_refined"] > result.refinement["psnr_fitted"]  # 3 steps: a poor pilot, still a gain
     plain, _, _ = run(noisy.clamp(0, 1), None, fast, image_size=(32, 32), iterations=3, seed=0, sigma=0.1,

@@ -269,16 +269,21 @@ def run(
 
 
 def _wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
-                  ground_truth: torch.Tensor | None, patch: int = 8, stride: int = 1) -> None:
-    """Refine ``result`` in place: empirical Wiener filtering of the measurement with the fit as pilot."""
+                  ground_truth: torch.Tensor | None, stride: int = 1) -> None:
+    """Refine ``result`` in place: empirical Wiener filters of the measurement with the fit as pilot,
+    several window sizes and colour transforms mixed by SURE (:func:`deepprior.refine.wiener_mix`)."""
     import time
 
-    from deepprior.refine import wiener_refine
+    from deepprior.refine import COLOUR_BASES, wiener_mix
 
     start = time.perf_counter()
     fitted = result.fitted
-    result.refined = wiener_refine(measurement.to(fitted.dtype), fitted, sigma, patch=patch, stride=stride)
-    result.refinement = {"method": "wiener", "patch": patch, "stride": stride, "sigma": round(sigma, 6),
+    patches = (6, 8, 10)
+    mix = wiener_mix(measurement.to(fitted.dtype), fitted, sigma, patches=patches, stride=stride)
+    result.refined = mix.image
+    result.refinement = {"method": "wiener", "patches": list(patches),
+                         "colours": list(COLOUR_BASES) if fitted.shape[1] == 3 else [], "stride": stride,
+                         "sigma": round(sigma, 6), "weights": {k: w for k, w in mix.weights.items() if w > 0},
                          "seconds": round(time.perf_counter() - start, 3)}
     if ground_truth is not None:
         gt = ground_truth.to(fitted.device)

@@ -75,8 +75,9 @@ class Preset:
     stop_factor : automatic stopping of noisy measurements ends once the
         data term is within this factor of the noise level (1: at it).
     refine : a classical stage after the fit: ``"wiener"`` (empirical
-        Wiener filtering of the noisy image with the fit as pilot, see
-        :mod:`deepprior.refine`; denoising only, it needs the noise level),
+        Wiener filters of the noisy image with the fit as pilot, mixed by
+        SURE, see :func:`deepprior.refine.wiener_mix`; denoising only, it
+        needs the noise level),
         or ``None``. The paper's presets have none.
     """
 
