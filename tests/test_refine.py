@@ -28,6 +28,20 @@ def test_dct_basis_is_orthonormal() -> None:
     assert torch.allclose(basis @ basis.T, torch.eye(64, dtype=torch.float64), atol=1e-6)
 
 
+def test_the_two_pass_window_transform_is_the_dct_of_every_window() -> None:
+    from deepprior.refine import _WindowDCT
+
+    plane = torch.rand(1, 1, 17, 23, generator=torch.Generator().manual_seed(2))
+    for size, stride in ((8, 1), (6, 3)):
+        transform = _WindowDCT(size, stride, plane.device)
+        coefficients = transform.analysis(plane)
+        dense = torch.nn.functional.conv2d(plane, dct_basis(size), stride=stride)
+        reordered = coefficients.reshape(1, size, size, *coefficients.shape[-2:]).transpose(1, 2)
+        assert torch.allclose(reordered.reshape(dense.shape), dense, atol=1e-5)
+        back = torch.nn.functional.conv_transpose2d(dense, dct_basis(size), stride=stride)
+        assert torch.allclose(transform.synthesis(coefficients), back, atol=1e-4)
+
+
 def test_a_good_pilot_removes_most_noise_and_a_noisy_pilot_little() -> None:
     clean, noisy = _noisy_pair()
     assert _mse(wiener_refine(noisy, clean, 0.1), clean) < _mse(noisy, clean) / 4

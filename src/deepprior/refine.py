@@ -43,11 +43,50 @@ COLOUR_BASES = ("opponent", "principal")
 
 def dct_basis(size: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The ``size**2`` orthonormal 2-D DCT-II basis images, ``(size**2, 1, size, size)``, as convolution filters."""
+    d = _dct_matrix(size)
+    return torch.einsum("ai,bj->abij", d, d).reshape(size * size, 1, size, size).to(dtype)
+
+
+def _dct_matrix(size: int) -> torch.Tensor:
+    """The orthonormal 1-D DCT-II matrix, ``(size, size)``: row ``k`` is the ``k``-th basis vector."""
     k = torch.arange(size, dtype=torch.float64)[:, None]
     i = torch.arange(size, dtype=torch.float64)[None, :]
     d = torch.cos(math.pi * (2 * i + 1) * k / (2 * size)) * math.sqrt(2 / size)
     d[0] /= math.sqrt(2)
-    return torch.einsum("ai,bj->abij", d, d).reshape(size * size, 1, size, size).to(dtype)
+    return d
+
+
+class _WindowDCT:
+    """The 2-D DCT of every ``size`` x ``size`` window of a plane, and its adjoint, as two 1-D passes.
+
+    The same as convolving with the ``size**2`` basis images of
+    :func:`dct_basis` (in another order of coefficients), but ``size / 2``
+    times fewer operations: rows first, then columns.
+    """
+
+    def __init__(self, size: int, stride: int, device: torch.device) -> None:
+        d = _dct_matrix(size).to(torch.float32).to(device)
+        self.size, self.stride = size, stride
+        self.rows = d[:, None, None, :]  # (size, 1, 1, size): along each row
+        self.columns = d[:, None, :, None].repeat(size, 1, 1, 1)  # (size^2, 1, size, 1), one group per row filter
+        self.rows_sq, self.columns_sq = self.rows.square(), self.columns.square()
+        self.box = torch.ones(1, 1, size, size, device=device)
+
+    def analysis(self, plane: torch.Tensor) -> torch.Tensor:
+        """``(1, 1, H, W)`` -> ``(1, size^2, rows, cols)``: every window's coefficients."""
+        horizontal = F.conv2d(plane, self.rows, stride=(1, self.stride))
+        return F.conv2d(horizontal, self.columns, stride=(self.stride, 1), groups=self.size)
+
+    def synthesis(self, coefficients: torch.Tensor, squared: bool = False) -> torch.Tensor:
+        """The adjoint: each window's coefficients back to pixels, the windows summed (``squared``: with the
+        squared basis images, which sums each pixel's own gain)."""
+        rows, columns = (self.rows_sq, self.columns_sq) if squared else (self.rows, self.columns)
+        vertical = F.conv_transpose2d(coefficients, columns, stride=(self.stride, 1), groups=self.size)
+        return F.conv_transpose2d(vertical, rows, stride=(1, self.stride))
+
+    def window_sum(self, per_window: torch.Tensor) -> torch.Tensor:
+        """``(1, 1, rows, cols)`` -> each pixel's sum over the windows that cover it."""
+        return F.conv_transpose2d(per_window, self.box, stride=self.stride)
 
 
 def principal_colours(image: torch.Tensor) -> torch.Tensor:
@@ -119,7 +158,7 @@ def _wiener(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, patch: int, 
     if pad_h or pad_w:  # so the last window ends on the last pixel
         y = F.pad(y, (0, pad_w, 0, pad_h), mode="replicate")
         p = F.pad(p, (0, pad_w, 0, pad_h), mode="replicate")
-    basis = dct_basis(patch).to(y.device)
+    transform = _WindowDCT(patch, stride, y.device)
     out = torch.empty_like(y)
     divergence = 0.0
     if band is None:
@@ -133,7 +172,7 @@ def _wiener(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, patch: int, 
         for top in range(0, rows - patch + 1, band):  # windows starting in [top, top + band)
             bottom = min(top + band - stride + patch, rows)
             window_y, window_p = y[:, c : c + 1, top:bottom], p[:, c : c + 1, top:bottom]
-            num, den, tr = _filter_parts(window_y, window_p, basis, sigma**2, stride)
+            num, den, tr = _filter_parts(window_y, window_p, transform, sigma**2)
             numerator[:, :, top:bottom] += num
             denominator[:, :, top:bottom] += den
             trace[:, :, top:bottom] += tr
@@ -145,19 +184,19 @@ def _wiener(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, patch: int, 
     return out[..., :height, :width], divergence
 
 
-def _filter_parts(noisy: torch.Tensor, pilot: torch.Tensor, basis: torch.Tensor, variance: float,
-                  stride: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _filter_parts(noisy: torch.Tensor, pilot: torch.Tensor, transform: _WindowDCT,
+                  variance: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The weighted sums of filtered windows, of their weights, and of each pixel's own gain, for one band."""
-    y = F.conv2d(noisy, basis, stride=stride)  # (1, patch^2, rows, cols): every window's DCT
-    p = F.conv2d(pilot, basis, stride=stride)
+    y = transform.analysis(noisy)  # (1, patch^2, rows, cols): every window's DCT
+    p = transform.analysis(pilot)
     p.square_()
     gain = p.div_(p + variance)
     weight = 1.0 / (variance * gain.square().sum(dim=1, keepdim=True)).clamp_min(1e-12)
     gain.mul_(weight)
     y.mul_(gain)
-    numerator = F.conv_transpose2d(y, basis, stride=stride)
-    denominator = F.conv_transpose2d(weight, torch.ones_like(basis[:1]), stride=stride)
-    trace = F.conv_transpose2d(gain, basis.square(), stride=stride)  # sum over windows of weight * dout_i/dy_i
+    numerator = transform.synthesis(y)
+    denominator = transform.window_sum(weight)
+    trace = transform.synthesis(gain, squared=True)  # sum over windows of weight * d out_i / d y_i
     return numerator, denominator, trace
 
 
