@@ -1,0 +1,90 @@
+"""Where automatic stopping would end for several stop factors, and what the Wiener stage makes of each pilot.
+
+One ``fast`` fit per image (sigma estimated, the same noisy image as
+``bench/quality.py`` makes with the same seed) runs until the lowest factor's
+rule fires; every rule watches the same run, and the average output is kept
+at the step where each would have stopped. Each of those pilots then goes
+through the default Wiener stage (:func:`deepprior.refine.wiener_mix`).
+Results are written after every image; images already in ``--out`` are skipped.
+
+    python bench/stop_factor_study.py --data ../shared/data --crop 128
+    python bench/stop_factor_study.py --data ../shared/data --crop 256 --images f16 --seeds 5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from deepprior.degrade import add_noise, center_crop
+from deepprior.engine import run
+from deepprior.fitting import IterationState
+from deepprior.fitting.stopping import make_rule
+from deepprior.imageio import from_tensor, read_image, to_tensor
+from deepprior.metrics import psnr
+from deepprior.noise import estimate_sigma
+from deepprior.presets import get_preset
+from deepprior.refine import wiener_mix
+
+SET9 = ["baboon", "f16", "house", "kodim01", "kodim02", "kodim03", "kodim12", "lena", "peppers"]
+
+
+def study(clean, noise_seed: int, net_seed: int, factors: list[float]) -> dict[str, list[float]]:
+    """``{factor: [stop step, PSNR after the Wiener stage]}`` for one image and one network seed."""
+    noisy = add_noise(clean, 25 / 255, seed=noise_seed)
+    sigma = estimate_sigma(noisy)
+    rules = {f: make_rule("auto", sigma=sigma, clipped=True, factor=f) for f in factors}
+    pilots: dict[float, tuple[int, torch.Tensor]] = {}
+
+    def watch(state: IterationState) -> bool:
+        for factor, rule in rules.items():
+            if factor not in pilots and rule(state):
+                pilots[factor] = (state.iteration, state.average.clone())
+        return len(pilots) == len(rules)  # stop once the lowest factor has fired
+
+    y = to_tensor(noisy)
+    run(y, None, replace(get_preset("fast"), stop_factor=min(factors)), image_size=clean.shape[:2], seed=net_seed,
+        sigma=sigma, callbacks=[watch], refine=False)
+    return {str(f): [step, round(psnr(clean, from_tensor(wiener_mix(y, pilot.cpu(), sigma).image)), 4)]
+            for f, (step, pilot) in sorted(pilots.items())}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0, help="the noise's seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[5], help="the network's seeds")
+    parser.add_argument("--factors", type=float, nargs="+", default=[1.02, 1.03, 1.04, 1.05, 1.06, 1.08])
+    parser.add_argument("--images", nargs="+", default=SET9)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    out = args.out or Path(f"bench/results/stop_factor_study_{args.crop}.json")
+    rows = json.loads(out.read_text())["rows"] if out.exists() else []
+    done = {(r["image"], r["net_seed"]) for r in rows}
+    for name in args.images:
+        clean = center_crop(read_image(args.data / "set9" / f"{name}.png").pixels, args.crop, args.crop)
+        for net_seed in args.seeds:
+            if (name, net_seed) in done:
+                continue
+            row = {"image": name, "net_seed": net_seed, "factors": study(clean, args.seed, net_seed, args.factors)}
+            rows.append(row)
+            print(name, net_seed, json.dumps(row["factors"]), flush=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps({"config": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
+    factors = [str(f) for f in args.factors]
+    print("| image | seed | " + " | ".join(f"{f}: PSNR @ step" for f in factors) + " |")
+    print("|---" * (len(factors) + 2) + "|")
+    for r in rows:
+        print(f"| {r['image']} | {r['net_seed']} | "
+              + " | ".join(f"{r['factors'][f][1]:.3f} @ {r['factors'][f][0]}" for f in factors if f in r["factors"])
+              + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
