@@ -15,22 +15,21 @@ an interrupted run goes on where it stopped.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from image_seed_rows import SET9, collect_rows
 
-from deepprior.degrade import add_noise, center_crop
+from deepprior.degrade import add_noise
 from deepprior.engine import run
-from deepprior.imageio import from_tensor, read_image, to_tensor
+from deepprior.imageio import from_tensor, to_tensor
 from deepprior.metrics import psnr
 from deepprior.noise import estimate_sigma
 from deepprior.presets import get_preset
 from deepprior.refine import COLOUR_BASES, wiener_mix, wiener_refine
 
-SET9 = ["baboon", "f16", "house", "kodim01", "kodim02", "kodim03", "kodim12", "lena", "peppers"]
 PATCHES = (6, 8, 10)
 
 
@@ -71,20 +70,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     out = args.out or Path(f"bench/results/refine_study_{args.crop}.json")
-    rows = json.loads(out.read_text())["rows"] if out.exists() else []
-    done = {(r["image"], r["net_seed"]) for r in rows}
-    for name in args.images:
-        clean = center_crop(read_image(args.data / "set9" / f"{name}.png").pixels, args.crop, args.crop)
-        for net_seed in args.seeds:
-            if (name, net_seed) in done:
-                continue
-            row = {"image": name, "net_seed": net_seed, **study(clean, args.seed, net_seed, args.sigma)}
-            rows.append(row)
-            print(f"{name} seed {net_seed}: fit {row['fit']:.2f}, opponent 8 {row['opponent 8']:.2f}, "
-                  f"principal 8 {row['principal 8']:.2f}, mixture {row['SURE mixture']:.2f} ({row['steps']} steps)",
-                  flush=True)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps({"config": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
+    rows = collect_rows(args, out, lambda clean, net_seed: study(clean, args.seed, net_seed, args.sigma),
+                        lambda r: f"{r['image']} seed {r['net_seed']}: fit {r['fit']:.2f}, opponent 8 "
+                        f"{r['opponent 8']:.2f}, principal 8 {r['principal 8']:.2f}, mixture {r['SURE mixture']:.2f} "
+                        f"({r['steps']} steps)")
     columns = ["fit"] + [f"{c} {p}" for c in COLOUR_BASES for p in PATCHES] + ["average of six", "SURE mixture"]
     lines = ["| image | seed | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
     for r in rows:

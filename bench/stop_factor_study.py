@@ -19,18 +19,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from image_seed_rows import SET9, collect_rows
 
-from deepprior.degrade import add_noise, center_crop
+from deepprior.degrade import add_noise
 from deepprior.engine import run
 from deepprior.fitting import IterationState
 from deepprior.fitting.stopping import make_rule
-from deepprior.imageio import from_tensor, read_image, to_tensor
+from deepprior.imageio import from_tensor, to_tensor
 from deepprior.metrics import psnr
 from deepprior.noise import estimate_sigma
 from deepprior.presets import get_preset
 from deepprior.refine import wiener_mix
-
-SET9 = ["baboon", "f16", "house", "kodim01", "kodim02", "kodim03", "kodim12", "lena", "peppers"]
 
 
 def study(clean, noise_seed: int, net_seed: int, factors: list[float]) -> dict[str, list[float]]:
@@ -64,18 +63,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     out = args.out or Path(f"bench/results/stop_factor_study_{args.crop}.json")
-    rows = json.loads(out.read_text())["rows"] if out.exists() else []
-    done = {(r["image"], r["net_seed"]) for r in rows}
-    for name in args.images:
-        clean = center_crop(read_image(args.data / "set9" / f"{name}.png").pixels, args.crop, args.crop)
-        for net_seed in args.seeds:
-            if (name, net_seed) in done:
-                continue
-            row = {"image": name, "net_seed": net_seed, "factors": study(clean, args.seed, net_seed, args.factors)}
-            rows.append(row)
-            print(name, net_seed, json.dumps(row["factors"]), flush=True)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps({"config": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
+    rows = collect_rows(args, out, lambda clean, net_seed: {"factors": study(clean, args.seed, net_seed, args.factors)},
+                        lambda r: f"{r['image']} {r['net_seed']} {json.dumps(r['factors'])}")
     factors = [str(f) for f in args.factors]
     print("| image | seed | " + " | ".join(f"{f}: PSNR @ step" for f in factors) + " |")
     print("|---" * (len(factors) + 2) + "|")

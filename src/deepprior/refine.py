@@ -229,7 +229,7 @@ def wiener_mix(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, *, patche
     y = noisy.float()
     names, estimates, divergences = [], [], []
     for colour, patch in itertools.product(colours, patches):
-        estimate, divergence = _wiener(y, pilot, sigma, patch, stride, band, colour if colour != "grey" else "opponent")
+        estimate, divergence = _wiener(y, pilot, sigma, patch, stride, band, colour)  # grey: no colour transform
         names.append(f"{colour} {patch}")
         estimates.append(estimate)
         divergences.append(divergence)
