@@ -2,11 +2,14 @@
 other architectures, and their options."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
 
 from deepprior.nets import build_net, count_parameters, deep_decoder, meshgrid_input, noise_input, resnet, skip, unet
+import deepprior.nets.layers as layers_module
 from deepprior.nets.layers import Concat
 from deepprior.presets import PRESETS
 
@@ -105,3 +108,40 @@ def test_inputs() -> None:
     grid = meshgrid_input(4, 6)
     assert grid.shape == (1, 2, 4, 6)
     assert float(grid[0, 0, 0, -1]) == 1.0 and float(grid[0, 1, -1, 0]) == 1.0 and float(grid.min()) == 0.0
+
+
+def test_channels_last_branches_get_dense_gradients_with_unchanged_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The skip network's branches get their gradient back as dense channels-last tensors (CPU kernels take a
+    slow path on the strided slices of the concatenation's gradient), and the gradients are those of the plain
+    layout."""
+    returned: list[torch.Tensor] = []
+    original = layers_module._dense_gradient
+
+    def recording(grad: torch.Tensor) -> torch.Tensor:
+        dense = original(grad)
+        returned.append(dense)
+        return dense
+
+    options = dict(channels_down=[4, 6], channels_up=[4, 6], channels_skip=[2, 2])
+    torch.manual_seed(0)
+    net = build_net("skip", 3, 3, **options).double()
+    z = torch.rand(1, 3, 16, 16, dtype=torch.float64)
+    target = torch.rand(1, 3, 16, 16, dtype=torch.float64)
+
+    def gradients(channels_last: bool) -> list[torch.Tensor]:
+        model, x = net, z
+        if channels_last:
+            model = copy.deepcopy(net).to(memory_format=torch.channels_last)
+            x = z.contiguous(memory_format=torch.channels_last)
+        model.zero_grad()
+        torch.mean((model(x) - target) ** 2).backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    monkeypatch.setattr(layers_module, "_dense_gradient", recording)
+    plain = gradients(False)
+    assert returned == []  # nothing is copied in the plain layout
+    dense = gradients(True)
+    assert len(returned) == 4  # the skip branch and the deeper branch of both scales
+    assert all(g.is_contiguous(memory_format=torch.channels_last) for g in returned)
+    for a, b in zip(plain, dense):
+        torch.testing.assert_close(a, b)

@@ -17,11 +17,24 @@ PAD_MODES = ("reflection", "zero")
 DOWNSAMPLE_MODES = ("stride", "avg", "max", "lanczos2", "lanczos3")
 
 
+def _dense_gradient(grad: torch.Tensor) -> torch.Tensor:
+    """The gradient of one branch of a channel concatenation, copied into channels-last layout.
+
+    That gradient reaches the branch as a slice of the joint gradient's
+    channels: a strided view, dense in no memory layout, on which CPU kernels
+    (bilinear upsampling's backward above all, then batch norm's) take a slow,
+    generic path. One copy costs far less. The values are unchanged.
+    """
+    return grad.contiguous(memory_format=torch.channels_last)
+
+
 class Concat(nn.Module):
     """Concatenate the outputs of several branches along the channel axis.
 
     Branch outputs whose spatial sizes differ (odd sizes halved and doubled)
-    are centre-cropped to the smallest one, as in the original code.
+    are centre-cropped to the smallest one, as in the original code. A
+    channels-last branch gets its gradient back densely laid out (see
+    :func:`_dense_gradient`), which changes the speed, never the values.
     """
 
     def __init__(self, *branches: nn.Module) -> None:
@@ -30,6 +43,10 @@ class Concat(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = [branch(x) for branch in self.branches]
+        for o in outs:
+            if o.requires_grad and o.dim() == 4 and not o.is_contiguous() and o.is_contiguous(
+                    memory_format=torch.channels_last):
+                o.register_hook(_dense_gradient)
         h = min(o.shape[2] for o in outs)
         w = min(o.shape[3] for o in outs)
         cropped = []
