@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import uniform_filter
-from scipy.stats import norm
+from scipy.special import ndtr  # the standard normal CDF; scipy.stats would add a second to start-up
 
 __all__ = ["estimate_sigma"]
 
@@ -60,10 +60,14 @@ def _weak_texture_sigma(plane: np.ndarray, patch: int, rng: np.random.Generator,
     return float(np.sqrt(variance))
 
 
+def _normal_pdf(x: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+
+
 def _clipped_std(mean: np.ndarray, sigma: float) -> np.ndarray:
     """Standard deviation of clip(mean + sigma * z, 0, 1), z standard normal."""
     a, b = -mean / sigma, (1 - mean) / sigma
-    cdf_a, cdf_b, pdf_a, pdf_b = norm.cdf(a), norm.cdf(b), norm.pdf(a), norm.pdf(b)
+    cdf_a, cdf_b, pdf_a, pdf_b = ndtr(a), ndtr(b), _normal_pdf(a), _normal_pdf(b)
     inside = cdf_b - cdf_a
     first = (1 - cdf_b) + mean * inside + sigma * (pdf_a - pdf_b)
     second = (1 - cdf_b) + mean**2 * inside + 2 * mean * sigma * (pdf_a - pdf_b) + sigma**2 * (inside + a * pdf_a - b * pdf_b)
