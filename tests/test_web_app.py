@@ -115,10 +115,10 @@ def test_browser_upload_run_download(server: str, noisy: str, tmp_path: Path) ->
         page.get_by_text("Options").click()
         page.get_by_label("Stop automatically").uncheck()
         iterations = page.get_by_label("Iterations (when not automatic)")
-        iterations.fill("20")
+        iterations.fill("200")  # about 5 s here: several refreshes (1 s), so progress shows before "Done"
         page.screenshot(path=str(shots / "before.png"), full_page=True)
         page.locator("#run").click()
-        page.get_by_text("of at most 20").wait_for(timeout=60_000)
+        page.get_by_text("of at most 200,").wait_for(timeout=60_000)
         page.locator("#live img").wait_for(timeout=60_000)  # the first preview is in
         page.screenshot(path=str(shots / "during.png"), full_page=True)
         page.get_by_text("Done").wait_for(timeout=120_000)
