@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from deepprior.nets import build_net, count_parameters, deep_decoder, meshgrid_input, noise_input, resnet, skip, unet
 import deepprior.nets.layers as layers_module
+from deepprior.nets import build_net, count_parameters, deep_decoder, meshgrid_input, noise_input, resnet, skip, unet
 from deepprior.nets.layers import Concat
 from deepprior.presets import PRESETS
 
@@ -122,7 +122,7 @@ def test_channels_last_branches_get_dense_gradients_with_unchanged_values(monkey
         returned.append(dense)
         return dense
 
-    options = dict(channels_down=[4, 6], channels_up=[4, 6], channels_skip=[2, 2])
+    options = {"channels_down": [4, 6], "channels_up": [4, 6], "channels_skip": [2, 2]}
     torch.manual_seed(0)
     net = build_net("skip", 3, 3, **options).double()
     z = torch.rand(1, 3, 16, 16, dtype=torch.float64)
