@@ -126,8 +126,12 @@ def test_the_mixture_is_the_single_filter_when_there_is_one_and_gains_on_few_hue
     mix = wiener_mix(noisy, pilot, 0.1)
     assert sum(w for name, w in mix.weights.items() if name.startswith("principal")) > 0.5
     assert _mse(mix.image, tinted) < 0.9 * _mse(wiener_refine(noisy, pilot, 0.1), tinted)
+    assert mix.patches == [6, 8, 10] and mix.colours == ["opponent", "principal"]
     grey = wiener_mix(noisy[:, :1], pilot[:, :1], 0.1)
     assert set(grey.weights) <= {"grey 6", "grey 8", "grey 10"} and grey.image.shape == (1, 1, 40, 40)
+    assert grey.colours == []
+    small = wiener_mix(noisy[..., :7, :9], pilot[..., :7, :9], 0.1)  # windows larger than the image are left out
+    assert small.patches == [6] and set(small.weights) == {"opponent 6", "principal 6"}
 
 
 def test_engine_runs_the_preset_stage_and_records_it() -> None:
@@ -142,7 +146,8 @@ def test_engine_runs_the_preset_stage_and_records_it() -> None:
     result, _, _ = run(noisy.clamp(0, 1), None, fast, image_size=(32, 32), iterations=3, seed=0, sigma=0.1,
                        ground_truth=clean)
     assert result.refinement["method"] == "wiener" and result.refined is not None
-    assert result.refinement["patches"] == [6, 8, 10] and abs(sum(result.refinement["weights"].values()) - 1) < 1e-3
+    assert result.refinement["patches"] == [6, 8, 10] and result.refinement["colours"] == ["opponent", "principal"]
+    assert abs(sum(result.refinement["weights"].values()) - 1) < 1e-3
     assert not torch.equal(result.output, result.fitted)
     assert result.refinement["psnr_refined"] > result.refinement["psnr_fitted"]  # 3 steps: a poor pilot, still a gain
     plain, _, _ = run(noisy.clamp(0, 1), None, fast, image_size=(32, 32), iterations=3, seed=0, sigma=0.1,

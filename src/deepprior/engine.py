@@ -274,15 +274,13 @@ def _wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
     several window sizes and colour transforms mixed by SURE (:func:`deepprior.refine.wiener_mix`)."""
     import time
 
-    from deepprior.refine import COLOUR_BASES, wiener_mix
+    from deepprior.refine import wiener_mix
 
     start = time.perf_counter()
     fitted = result.fitted
-    patches = (6, 8, 10)
-    mix = wiener_mix(measurement.to(fitted.dtype), fitted, sigma, patches=patches, stride=stride)
+    mix = wiener_mix(measurement.to(fitted.dtype), fitted, sigma, stride=stride)
     result.refined = mix.image
-    result.refinement = {"method": "wiener", "patches": list(patches),
-                         "colours": list(COLOUR_BASES) if fitted.shape[1] == 3 else [], "stride": stride,
+    result.refinement = {"method": "wiener", "patches": mix.patches, "colours": mix.colours, "stride": stride,
                          "sigma": round(sigma, 6), "weights": {k: w for k, w in mix.weights.items() if w > 0},
                          "seconds": round(time.perf_counter() - start, 3)}
     if ground_truth is not None:

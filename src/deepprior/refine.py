@@ -144,16 +144,33 @@ def wiener_refine(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, *, pat
 
 def _wiener(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, patch: int, stride: int, band: int | None,
             colour: str) -> tuple[torch.Tensor, float]:
-    """The filtered image (unclipped, float32) and its divergence with respect to ``noisy`` (the pilot held fixed).
+    """The filtered image (unclipped, float32) and its divergence with respect to ``noisy`` (the pilot held fixed)."""
+    y, p, matrix = _into_colours(noisy, pilot, colour)
+    out, divergence = _wiener_planes(y, p, sigma, patch, stride, band)
+    return _out_of_colours(out, matrix), divergence
 
-    Exact with ``stride`` 1; with a larger stride on a size that needs
-    padding, the padded copies of the last rows and columns are not counted.
-    """
-    _, channels, height, width = noisy.shape
+
+def _into_colours(noisy: torch.Tensor, pilot: torch.Tensor,
+                  colour: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Both images in float32, in the colour space ``colour`` when they have 3 channels, and its matrix."""
     y, p = noisy.float(), pilot.float()
-    matrix = _colour_matrix(colour, p) if channels == 3 else None
-    if matrix is not None:
-        y, p = torch.einsum("ij,njhw->nihw", matrix, y), torch.einsum("ij,njhw->nihw", matrix, p)
+    if y.shape[1] != 3:
+        return y, p, None
+    matrix = _colour_matrix(colour, p)
+    return torch.einsum("ij,njhw->nihw", matrix, y), torch.einsum("ij,njhw->nihw", matrix, p), matrix
+
+
+def _out_of_colours(image: torch.Tensor, matrix: torch.Tensor | None) -> torch.Tensor:
+    """The inverse of :func:`_into_colours` (the matrix is orthonormal: its transpose)."""
+    return image if matrix is None else torch.einsum("ji,njhw->nihw", matrix, image)
+
+
+def _wiener_planes(y: torch.Tensor, p: torch.Tensor, sigma: float, patch: int, stride: int,
+                   band: int | None) -> tuple[torch.Tensor, float]:
+    """:func:`_wiener` on images already in their colour space, plane by plane. An orthonormal colour
+    transform leaves the divergence unchanged. Exact with ``stride`` 1; with a larger stride on a size that
+    needs padding, the padded copies of the last rows and columns are not counted."""
+    _, channels, height, width = y.shape
     pad_h, pad_w = -(height - patch) % stride, -(width - patch) % stride
     if pad_h or pad_w:  # so the last window ends on the last pixel
         y = F.pad(y, (0, pad_w, 0, pad_h), mode="replicate")
@@ -179,8 +196,6 @@ def _wiener(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, patch: int, 
         out[:, c : c + 1] = numerator / denominator
         # d out_i / d y_i, summed over the pixels that are part of the image (not the padding)
         divergence += float((trace / denominator)[..., :height, :width].sum())
-    if matrix is not None:  # orthonormal: the divergence is the same in either colour space
-        out = torch.einsum("ji,njhw->nihw", matrix, out)
     return out[..., :height, :width], divergence
 
 
@@ -209,6 +224,10 @@ class WienerMix:
     """Each filter's weight in the mixture, keyed ``"<colour> <patch>"``; they sum to 1."""
     risk: float = 0.0
     """SURE's estimate of the mixture's mean squared error per value (pilot held fixed: an underestimate)."""
+    patches: list[int] = field(default_factory=list)
+    """The window sizes used (those no larger than the image)."""
+    colours: list[str] = field(default_factory=list)
+    """The colour transforms used (none for a grey image)."""
 
 
 def wiener_mix(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, *, patches: Sequence[int] = (6, 8, 10),
@@ -225,18 +244,22 @@ def wiener_mix(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, *, patche
     patches = [k for k in dict.fromkeys(patches) if k <= min(noisy.shape[-2:])]
     if not patches:
         return WienerMix(pilot.clone(), {}, float("nan"))
-    colours = list(dict.fromkeys(colours)) if noisy.shape[1] == 3 else ["grey"]
-    y = noisy.float()
+    grey = noisy.shape[1] != 3
+    colours = [] if grey else list(dict.fromkeys(colours))
     names, estimates, divergences = [], [], []
-    for colour, patch in itertools.product(colours, patches):
-        estimate, divergence = _wiener(y, pilot, sigma, patch, stride, band, colour)  # grey: no colour transform
-        names.append(f"{colour} {patch}")
-        estimates.append(estimate)
-        divergences.append(divergence)
+    for colour in colours or ["grey"]:
+        y, p, matrix = _into_colours(noisy, pilot, colour)  # once per colour space, for every window size
+        for patch in patches:
+            estimate, divergence = _wiener_planes(y, p, sigma, patch, stride, band)
+            names.append(f"{colour} {patch}")
+            estimates.append(_out_of_colours(estimate, matrix))
+            divergences.append(divergence)
+    y = noisy.float()
     gram = _residual_gram(estimates, y)
     weights, risk = sure_weights(gram, torch.tensor(divergences, dtype=torch.float64), sigma**2, y.numel())
     mixed = sum(float(w) * e for w, e in zip(weights, estimates))
-    return WienerMix(mixed.clamp(0, 1).to(noisy.dtype), {n: round(float(w), 4) for n, w in zip(names, weights)}, risk)
+    return WienerMix(mixed.clamp(0, 1).to(noisy.dtype), {n: round(float(w), 4) for n, w in zip(names, weights)},
+                     risk, patches, colours)
 
 
 def _residual_gram(estimates: list[torch.Tensor], y: torch.Tensor, chunk: int = 1 << 20) -> torch.Tensor:
