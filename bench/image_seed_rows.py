@@ -18,6 +18,7 @@ import numpy as np
 from deepprior.degrade import center_crop
 from deepprior.imageio import read_image
 
+#: The nine images of the colour denoising set, the one list every bench script uses.
 SET9 = ["baboon", "f16", "house", "kodim01", "kodim02", "kodim03", "kodim12", "lena", "peppers"]
 
 

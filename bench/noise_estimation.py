@@ -13,14 +13,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from image_seed_rows import SET9
 from skimage.restoration import estimate_sigma as skimage_sigma
 
 from deepprior.degrade import add_noise, center_crop
 from deepprior.imageio import read_image
 from deepprior.noise import estimate_sigma
-
-NAMES = ["baboon", "f16", "house", "kodim01", "kodim02", "kodim03", "kodim12", "lena", "peppers"]
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,7 +29,7 @@ def main() -> int:
     args = parser.parse_args()
     rows = []
     for sigma in args.sigmas:
-        for name in NAMES:
+        for name in SET9:
             clean = read_image(args.data / "set9" / f"{name}.png").pixels
             if args.crop:
                 clean = center_crop(clean, args.crop, args.crop)

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from image_seed_rows import SET9
 from PIL import Image as PILImage
 
 from deepprior.degrade import add_noise, center_crop, downscale, drop_pixels
@@ -46,7 +47,7 @@ from deepprior.operators import Downsample, Mask
 from deepprior.presets import get_preset
 
 DEFAULT_IMAGES = {
-    "denoise": ("set9", ["baboon", "f16", "house", "kodim01", "kodim02", "kodim03", "kodim12", "lena", "peppers"]),
+    "denoise": ("set9", SET9),
     "superres": ("set5", ["baby", "bird", "butterfly", "head", "woman"]),
     "inpaint": ("inpaint11", ["barbara", "boat", "house", "lena", "peppers"]),
 }

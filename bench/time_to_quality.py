@@ -28,15 +28,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from image_seed_rows import SET9
 
 from deepprior.degrade import add_noise, center_crop
 from deepprior.engine import run
 from deepprior.imageio import read_image, write_image
 from deepprior.metrics import psnr
 from deepprior.presets import get_preset
-
-SET9 = ["baboon", "f16", "house", "kodim01", "kodim02", "kodim03", "kodim12", "lena", "peppers"]
-
 
 def paper_seconds_per_step(size: int, steps: int = 10) -> float:
     """The paper-faithful path (fp32, the paper's denoising network) per step at ``size``, measured now."""
