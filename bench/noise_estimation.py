@@ -20,6 +20,7 @@ from deepprior.degrade import add_noise, center_crop
 from deepprior.imageio import read_image
 from deepprior.noise import estimate_sigma
 
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path)

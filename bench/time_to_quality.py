@@ -36,6 +36,7 @@ from deepprior.imageio import read_image, write_image
 from deepprior.metrics import psnr
 from deepprior.presets import get_preset
 
+
 def paper_seconds_per_step(size: int, steps: int = 10) -> float:
     """The paper-faithful path (fp32, the paper's denoising network) per step at ``size``, measured now."""
     preset = get_preset("denoise")
