@@ -4,7 +4,7 @@ Every case runs in its own temporary folder holding a few tiny images made
 here.  The whole folder is fingerprinted before and after the run, so "nothing
 written" covers the output, the ``--record`` JSON, the ``--report`` and
 ``--snapshots`` folders, stray temporary files, and a pre-existing file at the
-output path (it must keep its exact bytes).  ``deepprior.engine.run`` is
+output path (it must keep its exact bytes).  The pipeline's fitting loop is
 replaced by a trap in the in-process tests: a bad input must be refused
 before any fitting starts.
 """
@@ -23,6 +23,7 @@ import torch
 from PIL import Image as PILImage
 
 from deepprior import cli
+from deepprior.imageio import ImageError
 
 SENTINEL = b"an existing output that must survive\n"
 RNG = np.random.default_rng(0)
@@ -57,6 +58,12 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     np.save(tmp_path / "kbig.npy", np.ones((41, 41), np.float32))
     np.save(tmp_path / "kinf.npy", np.array([[np.inf, 1.0], [1.0, 1.0]], np.float32))
     (tmp_path / "recdir").mkdir()
+    (tmp_path / "flat.png").write_bytes((tmp_path / "in.png").read_bytes())
+    PILImage.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(tmp_path / "flat.png")
+    (tmp_path / "notckpt.pt").write_bytes(RNG.integers(0, 256, 300, dtype=np.uint8).tobytes())
+    (tmp_path / "badtype.json").write_text('{"fit": {"iterations": "ten"}}')
+    (tmp_path / "badbool.json").write_text('{"fit": {"ema_debias": 1}}')
+    (tmp_path / "badtop.json").write_text('{"input_channels": 2.5}')
     (tmp_path / "out.png").write_bytes(SENTINEL)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -65,12 +72,12 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def no_fitting(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make any attempt to fit fail loudly (AssertionError is not caught by main)."""
-    import deepprior.engine
+    import deepprior.pipeline
 
     def trap(*args, **kwargs):
         raise AssertionError("fitting started: the bad input was not refused up front")
 
-    monkeypatch.setattr(deepprior.engine, "run", trap)
+    monkeypatch.setattr(deepprior.pipeline, "fit", trap)
 
 
 def _fingerprint(root: Path) -> dict[str, str]:
@@ -160,6 +167,29 @@ CASES = [
     ("degrade-seed-negative", ["degrade", "in.png", "-o", "d.png", "--noise", "5", "--seed", "-1"], ["--seed", "-1"]),
     ("seed-not-a-number", ["denoise", "in.png", "-o", "out.png", "--seed", "abc", *EXTRAS], ["--seed", "abc"]),
     ("seed-too-large", ["denoise", "in.png", "-o", "out.png", "--seed", str(2**64), *EXTRAS], ["--seed", str(2**64)]),
+    # The holes of issue 14: each used to run the whole fit first, write something, or crash.
+    ("refine-sigma-0", ["denoise", "in.png", "-o", "out.png", "--sigma", "0", "--refine", *EXTRAS],
+     ["Wiener", "noise level is 0"]),
+    ("refine-estimated-0", ["denoise", "flat.png", "-o", "out.png", "--refine", *EXTRAS], ["Wiener", "noise level is 0"]),
+    ("refine-not-denoising", ["superres", "small.png", "--scale", "2", "-o", "out.png", "--refine", *EXTRAS],
+     ["Wiener", "superres"]),
+    ("output-folder-unwritable", ["denoise", "in.png", "-o", "/proc/out.png", *EXTRAS], ["/proc", "cannot be written"]),
+    ("record-folder-unwritable", ["denoise", "in.png", "-o", "out.png", "--record", "/proc/r.json", "-q"],
+     ["record", "/proc", "cannot be written"]),
+    ("report-folder-unwritable", ["denoise", "in.png", "-o", "out.png", "--report", "/proc/rep", "-q"],
+     ["report", "/proc", "cannot be written"]),
+    ("checkpoint-folder-unwritable", ["denoise", "in.png", "-o", "out.png", "--checkpoint", "/proc/c.pt", "-q"],
+     ["checkpoint", "/proc", "cannot be written"]),
+    ("resume-not-a-checkpoint", ["denoise", "in.png", "-o", "out.png", "--checkpoint", "notckpt.pt", "--resume",
+                                 *EXTRAS], ["notckpt.pt", "not a deepprior checkpoint"]),
+    ("resume-missing-checkpoint", ["denoise", "in.png", "-o", "out.png", "--checkpoint", "nock.pt", "--resume",
+                                   *EXTRAS], ["--resume", "--checkpoint"]),
+    ("preset-field-type", ["denoise", "in.png", "-o", "out.png", "--preset", "badtype.json", *EXTRAS],
+     ["badtype.json", "fit.iterations", "whole number"]),
+    ("preset-field-bool", ["denoise", "in.png", "-o", "out.png", "--preset", "badbool.json", *EXTRAS],
+     ["badbool.json", "fit.ema_debias", "true or false"]),
+    ("preset-top-field-type", ["denoise", "in.png", "-o", "out.png", "--preset", "badtop.json", *EXTRAS],
+     ["badtop.json", "input_channels"]),
 ]
 
 
@@ -212,10 +242,12 @@ def test_every_case_is_distinct() -> None:
 
 
 def test_positive_control(tmp_path: Path) -> None:
-    """The same command shape with good input does run and write (so the refusals above mean something)."""
+    """The same command shape with good input does run and write (so the refusals above mean something), and
+    the paper's recipe named builds the paper's network (2,217,831 parameters) whatever the image."""
     _png(tmp_path / "in.png", 40, 40)
     proc = subprocess.run([sys.executable, "-m", "deepprior.cli", "denoise", "in.png", "-o", "out.png",
-                           "--iterations", "1", "--seed", "0", "--record", "r.json", "-q"],
+                           "--preset", "denoise", "--sigma", "25", "--iterations", "1", "--seed", "0",
+                           "--record", "r.json", "-q"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -225,5 +257,60 @@ def test_positive_control(tmp_path: Path) -> None:
     record = json.loads((tmp_path / "r.json").read_text())
     assert record["parameters"] == 2217831
     assert record["iterations_run"] == 1
-    assert record["task"] == "denoise"
+    assert record["task"] == "denoise" and record["preset"] == "denoise"
+    assert record["noise"] == {"model": "gaussian", "sigma": round(25 / 255, 6), "sigma_255": 25.0, "source": "given"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.png", "r.json"]
+
+
+def _write_smooth(path: Path, size: int = 32) -> None:
+    ramp = np.linspace(40, 200, size)
+    PILImage.fromarray(np.stack([np.add.outer(ramp, ramp) / 2] * 3, axis=-1).astype(np.uint8)).save(path)
+
+
+def test_ground_truth_equal_to_the_input_writes_a_record_with_nulls(tmp_path: Path) -> None:
+    """An infinite PSNR (ground truth = input) is not an error: image and strict-JSON record are written, exit 0."""
+    _write_smooth(tmp_path / "in.png")
+    code = cli.main(["denoise", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--ground-truth",
+                     str(tmp_path / "in.png"), "--sigma", "10", "--iterations", "2", "--seed", "0",
+                     "--record", str(tmp_path / "r.json"), "-q"])
+    assert code == 0
+    record = json.loads((tmp_path / "r.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the record"))
+    assert record["input_psnr"] is None
+    assert record["psnr"] is not None and record["psnr"] > 10
+    assert (tmp_path / "out.png").is_file()
+
+
+def test_a_diverged_fit_is_written_with_a_null_record(tmp_path: Path) -> None:
+    """A learning rate of 1e30 makes the fit's output NaN: the run still writes the image and a strict-JSON
+    record (NaN as null) and exits 0, instead of crashing between the two files."""
+    _write_smooth(tmp_path / "in.png")
+    (tmp_path / "wild.json").write_text('{"base": "fast", "fit": {"lr": 1e30, "backtrack_db": null}}')
+    code = cli.main(["denoise", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--preset",
+                     str(tmp_path / "wild.json"), "--sigma", "10", "--iterations", "3", "--seed", "0",
+                     "--ground-truth", str(tmp_path / "in.png"), "--record", str(tmp_path / "r.json"), "-q"])
+    assert code == 0
+    record = json.loads((tmp_path / "r.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the record"))
+    assert record["history"][-1]["loss"] is None
+    assert record["refinement"]["skipped"].startswith("the fit diverged")
+    assert (tmp_path / "out.png").is_file()
+
+
+def test_image_and_record_are_written_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure while writing the record leaves neither file (nor a temporary) behind."""
+    import deepprior.outputs
+
+    _write_smooth(tmp_path / "in.png")
+
+    real_open = open
+
+    def failing_open(path, *args, **kwargs):  # the record's temporary file cannot be written: a full disk
+        if str(path).endswith(".json"):
+            raise OSError(28, "No space left on device")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(deepprior.outputs, "open", failing_open, raising=False)
+    with pytest.raises(ImageError, match="No space left"):
+        cli.run_task(cli.build_parser().parse_args(
+            ["denoise", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--sigma", "10",
+             "--iterations", "1", "--seed", "0", "--record", str(tmp_path / "r.json"), "-q"]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]

@@ -3,17 +3,17 @@
 Three ways in, one engine underneath:
 
 - the NumPy API: :func:`denoise`, :func:`super_resolve`, :func:`inpaint`,
-  :func:`deblur`, :func:`dejpeg`, :func:`flash_no_flash` and the general
-  :func:`restore`;
+  :func:`deblur`, :func:`dejpeg`, :func:`flash_no_flash`, :func:`run_task` for
+  any registered task and the general :func:`restore` for any operator;
 - the torch-level pieces for researchers: :mod:`deepprior.nets`,
   :mod:`deepprior.operators`, :func:`fit`, :mod:`deepprior.presets`;
 - the ``deepprior`` command.
 """
-from deepprior.api import deblur, dejpeg, denoise, flash_no_flash, inpaint, restore, super_resolve
+__version__ = "0.1.0"
+
+from deepprior.api import deblur, dejpeg, denoise, flash_no_flash, inpaint, restore, run_task, super_resolve
 from deepprior.fitting import FitConfig, FitResult, fit
 from deepprior.presets import PRESETS, Preset, get_preset
-
-__version__ = "0.1.0"
 
 __all__ = [
     "PRESETS",
@@ -29,5 +29,6 @@ __all__ = [
     "get_preset",
     "inpaint",
     "restore",
+    "run_task",
     "super_resolve",
 ]

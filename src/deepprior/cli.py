@@ -1,34 +1,27 @@
-"""The ``deepprior`` command: every task of the paper from the shell.
+"""The ``deepprior`` command: arguments in, the pipeline run, one line out.
 
-Each subcommand reads its inputs, checks everything that can be checked
-before any work starts (so bad input costs nothing and writes nothing), runs
-the engine, then writes the outputs atomically. Problems the user can fix
-end with one line on stderr and exit code 2.
+A subcommand per registered task (:mod:`deepprior.tasks`), plus the tools
+(``degrade``, ``presets``, ``demo``, ``serve``, ``batch``). Parsing and
+printing live here; the job is built by the registry, checked and run by
+:func:`deepprior.pipeline.restore`, and written by :mod:`deepprior.outputs`.
+Problems the user can fix end with one line on stderr and exit code 2,
+before anything is fitted or written.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
 from deepprior import __version__
-from deepprior.jobs import (
-    JOBS,
-    InputError,
-    Job,
-    build_record,
-    check_kernel_fits,
-    gaussian_sigma,
-    match_channels,
-    read_input,
-    read_kernel,
-)
+from deepprior.jobs import InputError, TaskOptions, check_kernel_fits, gaussian_sigma, read_kernel
+
+if TYPE_CHECKING:
+    from deepprior.pipeline import Settings
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -148,12 +141,6 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 EXAMPLES = {
-    "denoise": "deepprior denoise noisy.png -o clean.png --sigma 25",
-    "superres": "deepprior superres small.png -o large.png --scale 4",
-    "inpaint": "deepprior inpaint photo.png --mask mask.png -o filled.png   (mask: white = known)",
-    "deblur": "deepprior deblur blurry.png -o sharp.png --kernel gaussian:1.6",
-    "dejpeg": "deepprior dejpeg blocky.jpg -o clean.png",
-    "flash": "deepprior flash --flash f.jpg --no-flash nf.jpg -o out.png",
     "degrade": "deepprior degrade clean.png -o noisy.png --noise 25 --seed 0",
     "demo": "deepprior demo -o demo.png",
     "serve": "deepprior serve --port 7860 --concurrency 1",
@@ -161,51 +148,44 @@ EXAMPLES = {
              "  deepprior batch --status restored/",
 }
 
+#: How the command line takes each task option (the registry says which tasks take which).
+_OPTION_ARGS: dict[str, dict[str, Any]] = {
+    "sigma": {"type": _non_negative_float, "help": "the noise level on the 0-255 scale (estimated from the image "
+              "when not given)"},
+    "scale": {"type": _scale, "help": "upscaling factor (2 or more)"},
+    "kernel": {"help": "the task's kernel"},
+}
+
+
+def _add_task_parser(sub: Any, task: Any, common: argparse.ArgumentParser) -> None:
+    """The subcommand of a registered task: its inputs, its options, the run options."""
+    p = sub.add_parser(task.name, parents=[common], help=task.summary, description=task.summary,
+                       epilog=f"example:\n  {task.example}" if task.example else None,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    for slot in task.inputs:
+        if slot.positional:
+            p.add_argument(slot.role, help=slot.help)
+        else:
+            p.add_argument(f"--{slot.role.replace('_', '-')}", dest=slot.role, required=True, help=slot.help)
+    p.add_argument("-o", "--output", required=True, help="where to write the result")
+    for name in task.takes:
+        spec = {**_OPTION_ARGS[name], "required": name in task.required}
+        if name in task.option_help:
+            spec["help"] = task.option_help[name]
+        p.add_argument(f"--{name}", **spec)
+
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per registered task (:mod:`deepprior.tasks`), and the tools."""
+    from deepprior.tasks import TASKS
+
     parser = _Parser(prog="deepprior", description="Restore images with the Deep Image Prior: no training data, "
                      "no pretrained weights, one image at a time.")
     parser.add_argument("--version", action="version", version=f"deepprior {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     common = _common_options()
-
-    def task(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text,
-                           epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter)
-        return p
-
-    p = task("denoise", "Remove noise from an image.")
-    p.add_argument("input", help="the noisy image")
-    p.add_argument("-o", "--output", required=True, help="where to write the result")
-    p.add_argument("--sigma", type=_non_negative_float, help="noise level on the 0-255 scale (estimated from the image "
-                   "when not given); 40 or more picks 'denoise-50'")
-
-    p = task("superres", "Upscale an image by an integer factor.")
-    p.add_argument("input", help="the low-resolution image")
-    p.add_argument("-o", "--output", required=True, help="where to write the result")
-    p.add_argument("--scale", type=_scale, required=True, help="upscaling factor (2 or more)")
-    p.add_argument("--kernel", default="lanczos2", help="downsampling model: lanczos2 (paper), lanczos3, bicubic, box, gauss")
-
-    p = task("inpaint", "Fill in the damaged or missing parts of an image.")
-    p.add_argument("input", help="the damaged image")
-    p.add_argument("--mask", required=True, help="mask image of the same size: white = known, black = to fill")
-    p.add_argument("-o", "--output", required=True, help="where to write the result")
-
-    p = task("deblur", "Remove a known blur.")
-    p.add_argument("input", help="the blurred image")
-    p.add_argument("-o", "--output", required=True, help="where to write the result")
-    p.add_argument("--kernel", required=True, help="gaussian:SIGMA, or a kernel file (.npy or a grey image)")
-    p.add_argument("--sigma", type=_non_negative_float, help="noise level of the blurred image on the 0-255 scale "
-                   "(estimated when not given); automatic stopping ends the fit when it reaches the noise")
-
-    p = task("dejpeg", "Remove JPEG blocking and ringing.")
-    p.add_argument("input", help="the JPEG-damaged image")
-    p.add_argument("-o", "--output", required=True, help="where to write the result")
-
-    p = task("flash", "Combine a flash / no-flash pair: no-flash lighting, flash detail.")
-    p.add_argument("--flash", required=True, help="the photo taken with flash")
-    p.add_argument("--no-flash", required=True, help="the photo taken without flash")
-    p.add_argument("-o", "--output", required=True, help="where to write the result")
+    for task in TASKS.values():
+        _add_task_parser(sub, task, common)
 
     p = sub.add_parser("degrade", help="Make a test input from a clean image.", description="Make a test input from a "
                        "clean image: noise, Lanczos downscaling, random pixel drop or blur.",
@@ -221,12 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     p.add_argument("--seed", type=_seed, metavar="N", help="random seed")
 
-    sub.add_parser("presets", help="List the presets and what each reproduces.")
+    sub.add_parser("presets", help="List the tasks, their recipes and what each reproduces.")
 
-    p = sub.add_parser("demo", help="Denoise a small image shipped with scikit-image and write a before / after figure.",
+    p = sub.add_parser("demo", help="Denoise a small photo shipped with scikit-image with the default recipe and "
+                       "write a before / after figure.",
                        epilog=f"example:\n  {EXAMPLES['demo']}", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--output", default="deepprior-demo.png", help="comparison figure (default deepprior-demo.png)")
-    p.add_argument("--iterations", type=_positive_int, default=300, metavar="N", help="steps (default 300)")
+    p.add_argument("--iterations", type=_positive_int, metavar="N",
+                   help="run exactly N steps (default: the default recipe, stopped automatically)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -243,10 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-BATCH_TASKS = ("denoise", "superres", "inpaint", "deblur", "dejpeg")
-
-
 def _add_batch_parser(sub: Any) -> None:
+    from deepprior.tasks import TASKS
+
     p = sub.add_parser("batch", help="Restore every image in a folder (resumable; local workers or Ray).",
                        description="Restore every matching image under INPUT_DIR into OUTPUT_DIR, mirroring the "
                        "folder tree. A manifest in OUTPUT_DIR records each image, so running the same command again "
@@ -255,7 +236,8 @@ def _add_batch_parser(sub: Any) -> None:
     p.add_argument("input", nargs="?", metavar="INPUT_DIR", help="folder of images (searched recursively)")
     p.add_argument("-o", "--output", metavar="OUTPUT_DIR", help="where the outputs and the manifest go")
     p.add_argument("--status", metavar="OUTPUT_DIR", help="print the state of the batch in OUTPUT_DIR and exit")
-    p.add_argument("--task", choices=BATCH_TASKS, help="what to do to every image")
+    p.add_argument("--task", choices=[name for name, task in TASKS.items() if task.batch],
+                   help="what to do to every image")
     group = p.add_argument_group("task options (as for the single-image commands)")
     group.add_argument("--sigma", type=_non_negative_float, help="denoise / deblur: noise level on the 0-255 scale "
                        "(estimated per image when not given)")
@@ -288,45 +270,10 @@ def _add_batch_parser(sub: Any) -> None:
     group.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
 
 
-# ------------------------------------------------------------------- helpers
-def _check_folder(path: str | None, what: str) -> None:
-    if path is None:
-        return
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise InputError(f"{what} folder '{os.path.dirname(path) or '.'}' does not exist")
-
-
-def _check_dir_target(path: str | None, what: str) -> None:
-    if path is None:
-        return
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise InputError(f"{what} '{path}' exists and is not a folder")
-    _check_folder(os.path.join(path, "x"), what) if os.path.isdir(path) else _check_folder(path.rstrip("/\\"), what)
-
-
-def _same_file(a: str, b: str) -> bool:
-    if os.path.exists(a) and os.path.exists(b):
-        return os.path.samefile(a, b)
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _snapshot_callback(folder: str, every: int, bit_depth: int) -> Callable[[Any], None]:
-    from deepprior.imageio import from_tensor, write_image
-
-    def save_snapshot(state: Any) -> None:
-        if state.iteration % every == 0:
-            os.makedirs(folder, exist_ok=True)
-            current = state.average if state.average is not None else state.output
-            write_image(os.path.join(folder, f"iteration_{state.iteration:06d}.png"), from_tensor(current.cpu()),
-                        bit_depth=bit_depth)
-
-    return save_snapshot
-
-
+# ------------------------------------------------------------------- running
 class _SignalStop:
     """While a fit runs, SIGINT and SIGTERM end it cleanly at the next step (the loop then writes its
-    checkpoint, and the CLI the best output so far) instead of killing the process."""
+    checkpoint, and the command the best output so far) instead of killing the process."""
 
     name = "signal"
 
@@ -356,199 +303,81 @@ class _SignalStop:
             signal.signal(sig, handler)
 
 
-def _fit(job: Job, preset: Any, args: argparse.Namespace, device: Any, gt: np.ndarray | None,
-         callbacks: list[Any]) -> tuple[np.ndarray, Any, int]:
-    """Run the fit (or the tiles); return the restored image, the result and the seed."""
-    from deepprior.engine import run
-    from deepprior.imageio import from_tensor, to_tensor
-
-    if args.tile:
-        return _run_tiled(job, preset, args, device)
-    result, _, seed = run(
-        to_tensor(job.measurement), job.operator, preset, image_size=job.image_size,
-        channels=job.measurement.shape[2], iterations=args.iterations, seed=args.seed, device=device,
-        ground_truth=to_tensor(gt) if gt is not None else None,
-        guide=to_tensor(job.guide) if job.guide is not None else None, callbacks=callbacks, stop=args.stop,
-        sigma=job.extra["sigma"] / 255 if "sigma" in job.extra else None, progress=not args.quiet,
-        description=f"{job.task} ({preset.name})", precision=args.precision, checkpoint=args.checkpoint,
-        checkpoint_every=args.checkpoint_every, resume=args.resume, refine=getattr(args, "refine", None),
-    )
-    return from_tensor(result.output.cpu()), result, seed
+def task_options(args: argparse.Namespace) -> TaskOptions:
+    """The task's own options from the command line: sigma moves from the 0-255 scale to [0, 1] here, once."""
+    sigma = getattr(args, "sigma", None)
+    return TaskOptions(sigma=sigma / 255 if sigma is not None else None, scale=getattr(args, "scale", None),
+                       kernel=getattr(args, "kernel", None))
 
 
-def _check_memory(job: Job, preset: Any, args: argparse.Namespace, device: Any) -> None:
-    """Refuse, before any work, a fit (or a tile) that would not fit in the memory budget."""
-    from deepprior.engine import estimate_memory
-    from deepprior.imageio import to_tensor
-    from deepprior.memory import available_bytes, format_bytes
+def run_settings(args: argparse.Namespace, callbacks: Sequence[Callable[[Any], Any]] = ()) -> Settings:
+    """The pipeline settings from the command line's run options."""
+    from deepprior.pipeline import Settings
 
-    budget = args.max_memory if args.max_memory else int(0.8 * available_bytes(device))
-    channels = job.measurement.shape[2]
-    guide = to_tensor(job.guide) if job.guide is not None else None
+    return Settings(preset=args.preset, iterations=args.iterations, stop=args.stop, seed=args.seed,
+                    device=args.device, precision=args.precision, refine=getattr(args, "refine", None),
+                    tile=args.tile, tile_overlap=getattr(args, "tile_overlap", 32), max_memory=args.max_memory,
+                    checkpoint=getattr(args, "checkpoint", None), checkpoint_every=getattr(args, "checkpoint_every", 100),
+                    resume=getattr(args, "resume", False), progress=not args.quiet, callbacks=tuple(callbacks))
+
+
+def _summary(restored: Any, output: str) -> str:
+    job, result = restored.job, restored.result
     h, w = job.image_size
-    if args.tile:
-        size = (min(args.tile, h), min(args.tile, w))
-        need = estimate_memory(preset, size, channels, guide)
-        if need > budget:
-            raise InputError(f"a {args.tile}x{args.tile} tile needs about {format_bytes(need)} but "
-                           f"{format_bytes(budget)} is allowed (--max-memory): use a smaller --tile")
-        return
-    need = estimate_memory(preset, (h, w), channels, guide)
-    if need > budget:
-        fitting = [t for t in (1024, 512, 256, 128, 64) if t < max(h, w)
-                   and estimate_memory(preset, (min(t, h), min(t, w)), channels, guide) <= budget]
-        advice = (f"add --tile {fitting[0]} to restore it in overlapping tiles" if fitting
-                  else "even 64-pixel tiles would not fit")
-        raise InputError(f"restoring {w}x{h} needs about {format_bytes(need)} but {format_bytes(budget)} is allowed "
-                       f"(--max-memory, default 80% of the free memory): {advice}")
-
-
-def _run_tiled(job: Job, preset: Any, args: argparse.Namespace, device: Any) -> tuple[np.ndarray, Any, int]:
-    """Restore ``job`` tile by tile (see :mod:`deepprior.tiling`); return the image, a summary result, the seed."""
-    import secrets
-
-    import torch
-
-    from deepprior.engine import run
-    from deepprior.fitting import FitResult
-    from deepprior.imageio import from_tensor, to_tensor
-    from deepprior.tiling import assemble, tile_boxes, tile_operator
-
-    h, w = job.image_size
-    multiple = job.extra.get("scale", 1)
-    overlap = max(args.tile_overlap // multiple * multiple, multiple)
-    boxes = tile_boxes(h, w, args.tile, overlap, multiple)
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-    pieces, tiles = [], []
-    total = FitResult(image=torch.empty(0), average=None, stop_reason=f"tiled: {len(boxes)} tiles")
-    for index, box in enumerate(boxes, 1):
-        try:
-            operator, cut = tile_operator(job.operator, box)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        measurement = cut(job.measurement)
-        guide = job.guide[box.top : box.top + box.height, box.left : box.left + box.width] if job.guide is not None else None
-        result, _, _ = run(
-            to_tensor(measurement), operator, preset, image_size=(box.height, box.width),
-            channels=job.measurement.shape[2], iterations=args.iterations, seed=seed, device=device,
-            guide=to_tensor(guide) if guide is not None else None, stop=args.stop,
-            sigma=job.extra["sigma"] / 255 if "sigma" in job.extra else None, progress=not args.quiet,
-            description=f"{job.task} tile {index}/{len(boxes)}", precision=args.precision,
-            refine=getattr(args, "refine", None),
-        )
-        pieces.append((box, from_tensor(result.output.cpu())))
-        tiles.append({"top": box.top, "left": box.left, "height": box.height, "width": box.width,
-                      "iterations_run": result.iterations_run, "stop_iteration": result.stop_iteration,
-                      "stop_reason": result.stop_reason, "seconds": round(result.seconds, 3)})
-        total.iterations_run += result.iterations_run
-        total.seconds += result.seconds
-        total.parameters, total.precision = result.parameters, result.precision
-    total.stopping = {"tiles": tiles, "tile": args.tile, "overlap": overlap}
-    total.stop_iteration = max(t["stop_iteration"] for t in tiles)
-    return assemble(h, w, job.measurement.shape[2], overlap, pieces), total, seed
+    line = (f"wrote {output} ({w}x{h}): {job.task} with preset '{restored.preset.name}', {result.iterations_run} "
+            f"iterations in {result.seconds:.1f} s on {restored.device} (stop: {result.stop_reason}, "
+            f"seed {restored.seed})")
+    if job.ground_truth is not None:
+        shown = [f"input {restored.input_psnr:.2f} dB" if restored.input_psnr is not None else "input = ground truth"]
+        if restored.reference_psnr is not None and job.reference is not None:
+            shown.append(f"{job.reference[0]} {restored.reference_psnr:.2f} dB")
+        value = f"{restored.psnr:.2f} dB" if restored.psnr is not None else "infinite (equal to the ground truth)"
+        line += f"; PSNR {value} ({', '.join(shown)})"
+    return line
 
 
 def run_task(args: argparse.Namespace) -> int:
-    """Run one restoration subcommand from its parsed arguments; return the exit code (0, or 130 when a signal
-    stopped the fit early). Problems with the input raise :class:`InputError` or ``ImageError``."""
-    from deepprior.engine import resolve_device
-    from deepprior.imageio import check_output_path, write_image, atomic_write_text
-    from deepprior.metrics import psnr
-    from deepprior.presets import get_preset
+    """Run one restoration subcommand from its parsed arguments; return the exit code (0, or 130 when a
+    signal stopped the fit early). Problems with the input raise :class:`InputError` or ``ImageError``
+    before anything is fitted or written."""
+    from deepprior.outputs import check_targets, snapshot_callback, write_report, write_result
+    from deepprior.pipeline import plan, restore
+    from deepprior.tasks import TASKS, JobSpec, build_job
 
-    job = JOBS[args.command](args)
-    try:
-        preset = get_preset(job.preset)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    if preset.input_kind == "image" and job.guide is None:
-        raise InputError(f"preset {preset.name!r} needs a guidance image: use it with 'deepprior flash'")
-    if getattr(args, "refine", None) and job.task != "denoise":
-        raise InputError(f"--refine is for denoising (it filters the noisy image itself), not {job.task}")
+    task = TASKS[args.command]
+    spec = JobSpec(task.name, {slot.role: getattr(args, slot.role) for slot in task.inputs}, task_options(args),
+                   args.ground_truth)
+    job = build_job(spec)
     if args.preset and args.preset.lower().endswith(".json"):
         job.inputs.append(args.preset)
-    check_output_path(args.output, *job.inputs, *([args.ground_truth] if args.ground_truth else []))
-    _check_folder(args.record, "record")
-    _check_dir_target(args.report, "report")
-    _check_dir_target(args.snapshots, "snapshots")
-    if args.record and os.path.isdir(args.record):
-        raise InputError(f"record '{args.record}' is a folder")
-    if args.record and any(_same_file(args.record, p) for p in [*job.inputs, *filter(None, [args.ground_truth])]):
-        raise InputError(f"record '{args.record}' would overwrite an input")
-    if args.record and _same_file(args.record, args.output):
-        raise InputError(f"record '{args.record}' and -o name the same file")
-    for what, folder in (("report", args.report), ("snapshots", args.snapshots)):
-        if folder and any(_same_file(folder, p) for p in filter(None, [args.output, args.record])):
-            raise InputError(f"{what} folder '{folder}' is also the output or record file")
-    device = resolve_device(args.device)
-    channels = job.measurement.shape[2]
-    gt = None
-    if args.ground_truth:
-        gt_img = read_input(args.ground_truth, "ground-truth")
-        if gt_img.pixels.shape[:2] != tuple(job.image_size):
-            gh, gw = gt_img.pixels.shape[:2]
-            raise InputError(f"ground truth '{args.ground_truth}' is {gw}x{gh} but the output will be "
-                           f"{job.image_size[1]}x{job.image_size[0]}")
-        gt = match_channels(gt_img.pixels, channels, "ground truth")
-    _check_memory(job, preset, args, device)
     if args.resume and not (args.checkpoint and os.path.isfile(args.checkpoint)):
         raise InputError("--resume needs --checkpoint FILE naming an existing checkpoint")
-    if args.checkpoint:
-        _check_folder(args.checkpoint, "checkpoint")
-        if any(_same_file(args.checkpoint, p) for p in [*job.inputs, args.output]):
-            raise InputError(f"checkpoint '{args.checkpoint}' would overwrite an input or the output")
-    callbacks = [_snapshot_callback(args.snapshots, args.every, job.image.bit_depth)] if args.snapshots else []
-    if args.tile and (args.snapshots or args.ground_truth or args.checkpoint):
-        raise InputError("--tile does not go with --snapshots, --ground-truth or --checkpoint")
+    check_targets(args.output, job.inputs, record=args.record, report=args.report, snapshots=args.snapshots,
+                  checkpoint=args.checkpoint)
+    if args.tile and args.snapshots:
+        raise InputError("--tile does not go with --snapshots")
     signals = _SignalStop()
-    callbacks.append(signals)
+    callbacks = [snapshot_callback(args.snapshots, args.every, job.bit_depth)] if args.snapshots else []
     try:
-        restored, result, seed = _fit(job, preset, args, device, gt, callbacks)
+        settings = run_settings(args, [*callbacks, signals])
+        checked = plan(job, settings)
+        noise = job.measurement.noise
+        if getattr(noise, "source", None) == "estimated" and not args.quiet:
+            print(f"estimated noise sigma: {noise.sigma * 255:.1f} (of 255)")
+        restored = restore(job, settings, checked)
     finally:
         signals.restore()
-    write_image(args.output
-, restored, bit_depth=job.image.bit_depth, alpha=job.alpha)
-    final_psnr = psnr(gt, restored) if gt is not None else None
-    input_psnr = psnr(gt, job.baseline) if gt is not None and job.baseline is not None else None
-    reference_psnr = psnr(gt, job.reference[1]) if gt is not None and job.reference is not None else None
-    if args.record:
-        record = build_record(job, preset, result, seed, device, output=args.output, ground_truth=args.ground_truth,
-                              psnr=final_psnr, input_psnr=input_psnr)
-        if job.reference is not None:
-            record[f"{job.reference[0]}_psnr"] = reference_psnr
-        atomic_write_text(args.record, json.dumps(record, indent=1, allow_nan=False if final_psnr != float("inf") else True) + "\n")
+    write_result(restored, args.output, args.record)
     if args.report:
-        from deepprior.report import comparison_figure, curves_figure
-
-        os.makedirs(args.report, exist_ok=True)
-        panels = [("input", job.measurement)]
-        if job.guide is not None:
-            panels.insert(0, ("flash (network input)", job.guide))
-        title = "restored" + (f" {final_psnr:.2f} dB" if final_psnr is not None else "")
-        if input_psnr is not None:
-            panels[-1] = (f"input {input_psnr:.2f} dB", panels[-1][1])
-        panels.append((title, restored))
-        if gt is not None:
-            panels.append(("ground truth", gt))
-        comparison_figure(os.path.join(args.report, "comparison.png"), panels)
-        if result.history:  # a tiled run has one history per tile: the record has them in short
-            curves_figure(os.path.join(args.report, "curves.png"), result.history,
-                          stop_iteration=result.stop_iteration, stop_reason=result.stop_reason)
+        write_report(args.report, restored)
     if signals.received:
-        print(f"deepprior {job.task}: stopped by {signals.received} at iteration {result.iterations_run}; wrote the "
-              f"best result so far to {args.output}" + (f" and the checkpoint {args.checkpoint} (continue with "
-                                                       f"--resume)" if args.checkpoint else ""), file=sys.stderr)
+        print(f"deepprior {job.task}: stopped by {signals.received} at iteration {restored.result.iterations_run}; "
+              f"wrote the best result so far to {args.output}" + (f" and the checkpoint {args.checkpoint} (continue "
+                                                                  f"with --resume)" if args.checkpoint else ""),
+              file=sys.stderr)
         return 130
     if not args.quiet:
-        h, w = job.image_size
-        line = (f"wrote {args.output} ({w}x{h}): {job.task} with preset '{preset.name}', {result.iterations_run} "
-                f"iterations in {result.seconds:.1f} s on {device} (stop: {result.stop_reason}, seed {seed})")
-        if final_psnr is not None:
-            line += f"; PSNR {final_psnr:.2f} dB (input {input_psnr:.2f} dB"
-            if reference_psnr is not None:
-                line += f", {job.reference[0]} {reference_psnr:.2f} dB"
-            line += ")"
-        print(line)
+        print(_summary(restored, args.output))
     return 0
 
 
@@ -556,9 +385,9 @@ def _degrade(args: argparse.Namespace) -> int:
     from PIL import Image as PILImage
 
     from deepprior import degrade
-    from deepprior.imageio import check_output_path, write_image
+    from deepprior.imageio import check_output_path, read_image, write_image
 
-    img = read_input(args.input)
+    img = read_image(args.input)
     outputs = [args.output] + ([args.mask_out] if args.mask_out else [])
     if args.mask_out and args.drop is None:
         raise InputError("--mask-out only goes with --drop")
@@ -595,11 +424,17 @@ def _degrade(args: argparse.Namespace) -> int:
 
 def _presets(_: argparse.Namespace) -> int:
     from deepprior.presets import PRESETS
+    from deepprior.tasks import TASKS, presets_for
 
     width = max(len(name) for name in PRESETS)
-    for preset in PRESETS.values():
-        print(f"{preset.name:<{width}}  [{preset.task}] {preset.summary}")
-        print(f"{'':<{width}}  reproduces: {preset.reproduces}; {preset.fit.iterations} steps, lr {preset.fit.lr:g}")
+    for task in TASKS.values():
+        default = task.default_preset if isinstance(task.default_preset, str) else "chosen from the input"
+        print(f"{task.name}: {task.summary} (automatic stop: {task.stopping}; default recipe: {default})")
+        for name in presets_for(task):
+            preset = PRESETS[name]
+            print(f"  {preset.name:<{width}}  {preset.summary}")
+            print(f"  {'':<{width}}  reproduces: {preset.reproduces}; {preset.fit.iterations} steps, "
+                  f"lr {preset.fit.lr:g}")
     return 0
 
 
@@ -610,25 +445,21 @@ def _demo(args: argparse.Namespace) -> int:
     from deepprior.degrade import add_noise
     from deepprior.imageio import check_output_path
     from deepprior.metrics import psnr
-    from deepprior.presets import get_preset
     from deepprior.report import comparison_figure
 
     check_output_path(args.output)
     clean = data.astronaut()[40:136, 170:266].astype(np.float32) / 255  # the face, 96x96
     noisy = add_noise(clean, 25 / 255, seed=0)
     if not args.quiet:
-        print(f"denoising a 96x96 crop of scikit-image's astronaut (noise sigma 25), {args.iterations} steps ...")
-    # The paper's recipe, with the running average debiased so that a short run is not dragged
-    # down by its first, blank outputs (see FitConfig.ema_debias).
-    base = get_preset("denoise")
-    preset = replace(base, name="demo", fit=replace(base.fit, iterations=args.iterations, ema_debias=True))
-    restored, result = denoise(noisy, preset=preset, seed=0, device=args.device, progress=not args.quiet,
-                               return_result=True)
+        print("denoising a 96x96 crop of scikit-image's astronaut (noise sigma 25) with the default recipe ...")
+    restored, result = denoise(noisy, seed=0, device=args.device, iterations=args.iterations,
+                               progress=not args.quiet, return_result=True)
     p_in, p_out = psnr(clean, noisy), psnr(clean, restored)
     comparison_figure(args.output, [(f"noisy, {p_in:.2f} dB", noisy), (f"deepprior, {p_out:.2f} dB", restored),
                                     ("clean", clean)])
     if not args.quiet:
-        print(f"wrote {args.output}: PSNR {p_in:.2f} dB -> {p_out:.2f} dB in {result.seconds:.1f} s")
+        print(f"wrote {args.output}: PSNR {p_in:.2f} dB -> {p_out:.2f} dB in {result.seconds:.1f} s "
+              f"({result.iterations_run} steps; {result.stop_reason})")
     return 0
 
 
@@ -645,38 +476,33 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _batch_options(args: argparse.Namespace) -> tuple[str, ...]:
-    """The task's own command-line options, as every item will get them."""
-    if args.task == "superres" and args.scale is None:
-        raise InputError("--task superres needs --scale")
-    if args.task == "deblur" and args.kernel is None:
-        raise InputError("--task deblur needs --kernel")
-    kernel = args.kernel
-    if kernel and args.task == "deblur":
-        read_kernel(kernel)  # refuse a bad kernel now, not once per image
-        kernel = kernel if kernel.startswith("gaussian:") else os.path.abspath(kernel)
-    allowed = {"denoise": {"sigma"}, "deblur": {"sigma", "kernel"}, "superres": {"scale", "kernel"}}.get(args.task, set())
+def _batch_options(args: argparse.Namespace) -> TaskOptions:
+    """The task's own options, as every item will get them, checked once for the whole batch."""
+    from deepprior.tasks import get_task
+
+    task = get_task(args.task)
+    for name in task.required:
+        if getattr(args, name) is None:
+            raise InputError(f"--task {args.task} needs --{name}")
     for name in ("sigma", "scale", "kernel"):
-        if getattr(args, name) is not None and name not in allowed:
+        if getattr(args, name) is not None and name not in task.takes:
             raise InputError(f"--{name} does not apply to --task {args.task}")
-    if args.preset and args.preset.lower().endswith(".json"):
-        if not os.path.isfile(args.preset):
-            raise InputError(f"preset file '{args.preset}' does not exist")
-        args.preset = os.path.abspath(args.preset)
-    options: list[str] = []
-    for name, value in (("sigma", args.sigma), ("scale", args.scale), ("kernel", kernel), ("preset", args.preset),
-                        ("iterations", args.iterations), ("stop", args.stop), ("seed", args.seed),
-                        ("precision", args.precision), ("max-memory", args.max_memory), ("tile", args.tile)):
-        if value is not None:
-            options += [f"--{name}", f"{value:g}" if isinstance(value, float) else str(value)]
+    if args.kernel and args.task == "deblur":
+        read_kernel(args.kernel)  # refuse a bad kernel now, not once per image
+        if not args.kernel.startswith("gaussian:"):
+            args.kernel = os.path.abspath(args.kernel)
     if args.preset:
         from deepprior.presets import get_preset
 
+        if args.preset.lower().endswith(".json"):
+            if not os.path.isfile(args.preset):
+                raise InputError(f"preset file '{args.preset}' does not exist")
+            args.preset = os.path.abspath(args.preset)
         try:
             get_preset(args.preset)
         except ValueError as exc:
             raise InputError(str(exc)) from None
-    return tuple(options)
+    return task_options(args)
 
 
 def _batch(args: argparse.Namespace) -> int:
@@ -695,6 +521,9 @@ def _batch(args: argparse.Namespace) -> int:
     if missing:
         raise InputError(f"missing {', '.join(missing)} (or use --status OUTPUT_DIR)")
     options = _batch_options(args)
+    from dataclasses import replace
+
+    settings = replace(run_settings(args), progress=False)  # the workers show no bars; the driver has one
     if args.task != "inpaint" and (args.mask_suffix or args.mask_dir):
         raise InputError("--mask-suffix and --mask-dir are for --task inpaint")
     mask_suffix = args.mask_suffix or ("_mask" if args.task == "inpaint" and not args.mask_dir else None)
@@ -710,7 +539,7 @@ def _batch(args: argparse.Namespace) -> int:
     cpus = cpu_count()
     workers = args.workers or (gpus or max(1, cpus // 2))
     threads = args.threads or max(1, cpus // workers)
-    config = BatchConfig(Path(args.input), Path(args.output), args.task, options,
+    config = BatchConfig(Path(args.input), Path(args.output), args.task, options, settings,
                          patterns=tuple(args.pattern) if args.pattern else BatchConfig.patterns,
                          mask_suffix=mask_suffix, mask_dir=Path(args.mask_dir) if args.mask_dir else None,
                          workers=workers, threads=threads, devices=devices, ray=args.ray, retries=args.retries,

@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 from deepprior.imageio import from_tensor, to_tensor
 from deepprior.operators import Blur, bernoulli_mask
 
-__all__ = ["add_noise", "downscale", "drop_pixels", "blur", "center_crop"]
+__all__ = ["add_noise", "blur", "center_crop", "downscale", "drop_pixels"]
 
 
 def add_noise(image: np.ndarray, sigma: float, *, seed: int | None = None) -> np.ndarray:

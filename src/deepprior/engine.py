@@ -1,28 +1,26 @@
-"""One engine under every interface: from a measurement, an operator and a
-preset to a fitted result.
+"""The pieces a fit is made of, each decided once: the device and arithmetic, the generator and its input
+on a canvas the network accepts, the stopping rule, and the classical stage after the fit.
 
-It builds the generator and its input, pads the network's canvas up to the
-size multiple the generator needs (the operator and metrics only ever see the
-image-sized crop, so any size works and no pixel is lost), and runs
-:func:`deepprior.fitting.fit`.
+:mod:`deepprior.pipeline` composes them; nothing here reads files or knows an interface. The canvas is
+padded up to the size multiple the generator needs (the operator and the metrics only ever see the
+image-sized crop), so any image size works and no pixel is lost.
 """
 from __future__ import annotations
 
 import math
-import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+import time
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from deepprior.fitting import Checkpoint, FitResult, StoppingRule, fit, make_rule, tensor_psnr
-from deepprior.fitting.result import IterationState
-from deepprior.operators import Identity
+from deepprior.fitting import FitResult, StoppingRule, make_rule, tensor_psnr
+from deepprior.measurement import Measurement
 from deepprior.nets import Generator, build_net, meshgrid_input, noise_input
 from deepprior.presets import Preset
 
-__all__ = ["build_generator", "canvas_frame", "estimate_memory", "resolve_device", "resolve_precision", "run"]
+__all__ = ["Setup", "build_generator", "canvas_frame", "choose_rule", "estimate_memory", "resolve_device",
+           "resolve_precision", "set_up", "wiener_stage"]
 
 
 def bf16_is_fast(device: torch.device) -> bool:
@@ -85,7 +83,7 @@ def canvas_frame(
     return ch, cw, ((ch - height) // 2, (cw - width) // 2, height, width)
 
 
-def _network_input(
+def network_input(
     preset: Preset, net: Generator, canvas: tuple[int, int], guide: torch.Tensor | None, generator: torch.Generator
 ) -> torch.Tensor:
     ch, cw = canvas
@@ -135,150 +133,57 @@ def estimate_memory(preset: Preset, image_size: tuple[int, int], channels: int, 
     return estimate_fit_bytes(net, in_channels, (ch, cw))
 
 
-def run(
-    measurement: torch.Tensor,
-    operator: nn.Module | Callable[[torch.Tensor], torch.Tensor] | None,
-    preset: Preset,
-    *,
-    image_size: tuple[int, int],
-    channels: int | None = None,
-    iterations: int | None = None,
-    seed: int | None = None,
-    device: str | torch.device = "auto",
-    ground_truth: torch.Tensor | None = None,
-    guide: torch.Tensor | None = None,
-    callbacks: Sequence[Callable[[IterationState], object]] = (),
-    stop: str | StoppingRule | None = None,
-    sigma: float | None = None,
-    progress: bool = False,
-    description: str | None = None,
-    precision: str = "auto",
-    checkpoint: str | None = None,
-    checkpoint_every: int = 100,
-    resume: bool = False,
-    refine: bool | None = None,
-) -> tuple[FitResult, Generator, int]:
-    """Fit ``preset``'s generator to ``measurement`` through ``operator``.
-
-    Parameters
-    ----------
-    measurement : ``(1, C, h, w)`` corrupted image in [0, 1].
-    operator : forward model mapping a ``(1, C, H, W)`` image to the measurement's shape.
-    preset : the recipe.
-    image_size : ``(H, W)`` of the image to reconstruct (the measurement's size
-        times the scale for super-resolution).
-    channels : channels of the reconstruction (default: the measurement's).
-    iterations : override the preset's iteration budget.
-    seed : makes the run reproducible on the CPU; drawn at random when ``None``.
-    guide : the network input image for ``input_kind="image"`` presets.
-    stop : the stopping rule: ``"fixed"`` (run the iteration budget),
-        ``"auto"`` (decide from the run itself, with the budget as a cap),
-        ``"oracle"`` (best PSNR against ``ground_truth``; benchmarks only), or
-        a :class:`~deepprior.fitting.StoppingRule`. By default ``"auto"``,
-        or ``"fixed"`` when ``iterations`` is given.
-    precision : ``"auto"`` (bfloat16 autocast and channels-last layout where
-        the device computes bf16 natively, about 2x faster; fp32 elsewhere),
-        ``"bf16"``, or ``"fp32"``: the original's arithmetic and layout.
-    checkpoint, checkpoint_every : save the fit's whole state to this file
-        every so many steps and at the end (atomically).
-    resume : continue from ``checkpoint`` (which must exist): the run ends
-        exactly as the uninterrupted one would have on the CPU. The seed and
-        the rest of the run's state come from the file.
-    sigma : the measurement's noise level ([0, 1] scale), given or
-        estimated: ``auto`` then stops by the discrepancy principle, and
-        SURE-loss recipes and the Wiener refinement need it.
-    refine : run the preset's classical stage after the fit (``None``: as
-        the preset says; ``False``: never; ``True``: the Wiener stage even
-        if the preset has none). It needs an identity operator and ``sigma``;
-        without them the preset's stage is skipped (and ``True`` is an error).
-
-    Returns
-    -------
-    (result, net, seed) : the fit result, the trained generator, and the seed used.
-    """
-    dev = resolve_device(device)
-    if dev.type == "cuda":  # one fixed input size for thousands of steps: let cuDNN pick its fastest kernels once
-        torch.backends.cudnn.benchmark = True
-    precision = resolve_precision(precision, dev)
-    preset = preset.with_iterations(iterations)
-    if preset.fit.loss == "sure" and preset.fit.sure_sigma is None and sigma is not None:
-        preset = replace(preset, fit=replace(preset.fit, sure_sigma=sigma))
-    if preset.input_kind == "measurement":
-        if tuple(measurement.shape[-2:]) != tuple(image_size):
-            raise ValueError(f"preset {preset.name!r} feeds the measurement to the network, so it must have the image's size")
-        guide = measurement
+def choose_rule(stop: str | StoppingRule | None, preset: Preset, measurement: Measurement, *,
+                iterations_given: bool = False) -> StoppingRule:
+    """The stopping rule of a run: ``stop`` by name (``None``: ``fixed`` when the iteration count was given,
+    else ``auto``) or as a rule object. ``auto`` follows the measurement's noise model: at its level when
+    it has one (within the preset's factor, on the clipped-noise residual when ``y`` is the image itself),
+    else when the output settles."""
+    if isinstance(stop, StoppingRule):
+        return stop
     if stop is None:
-        stop = "fixed" if iterations is not None else "auto"
-    if isinstance(stop, str):
-        if stop == "oracle" and ground_truth is None:
-            raise ValueError("the oracle stopping rule needs a ground truth")
-        if stop == "fixed":
-            rule: StoppingRule = make_rule("fixed", iterations=preset.fit.iterations)
-        elif stop == "auto":
-            rule = make_rule("auto", sigma=sigma, clipped=operator is None or isinstance(operator, Identity),
-                             factor=preset.stop_factor)
-        else:
-            rule = make_rule(stop)
-    else:
-        rule = stop
-    saved = None
-    if resume:
-        if checkpoint is None:
-            raise ValueError("resume needs the checkpoint file to resume from")
-        saved = Checkpoint.load(checkpoint)
-        found = (saved.get("preset"), tuple(saved.get("image_size", ())), saved.get("precision"))
-        if found != (preset.name, tuple(image_size), precision):
-            raise ValueError(f"checkpoint '{checkpoint}' is for another run (recipe, size, precision {found}), "
-                             f"not ({preset.name!r}, {tuple(image_size)}, {precision!r})")
-        seed = saved["seed"]  # the stopping rule's state is restored by the loop
-    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+        stop = "fixed" if iterations_given else "auto"
+    if stop == "fixed":
+        return make_rule("fixed", iterations=preset.fit.iterations)
+    if stop == "auto":
+        return make_rule("auto", sigma=measurement.sigma, clipped=measurement.direct, factor=preset.stop_factor)
+    return make_rule(stop)
+
+
+@dataclass
+class Setup:
+    """A generator ready to fit: the network on its device, its fixed input, the image's frame in the
+    network's canvas, and the random source of the input perturbation."""
+
+    net: Generator
+    net_input: torch.Tensor
+    frame: tuple[int, int, int, int]
+    generator: torch.Generator
+
+
+def set_up(preset: Preset, channels: int, image_size: tuple[int, int], seed: int, device: torch.device,
+           guide: torch.Tensor | None = None) -> Setup:
+    """Build ``preset``'s generator (seeded by ``seed``) and its input for an image of ``image_size``."""
     torch.manual_seed(seed)
-    net, in_channels = build_generator(preset, channels or measurement.shape[1], guide)
-    height, width = image_size
-    ch, cw, frame = canvas_frame(height, width, net.size_multiple, net.min_size)
+    net, _ = build_generator(preset, channels, guide)
+    ch, cw, frame = canvas_frame(image_size[0], image_size[1], net.size_multiple, net.min_size)
     generator = torch.Generator().manual_seed(seed)
-    z = _network_input(preset, net, (ch, cw), guide, generator).to(dev)
-    net = net.to(dev)
-    result = fit(
-        net,
-        z,
-        measurement.to(dev),
-        operator,
-        preset.fit,
-        frame=frame,
-        ground_truth=ground_truth,
-        callbacks=callbacks,
-        stopping=rule,
-        generator=generator,
-        progress=progress,
-        description=description or preset.name,
-        precision=precision,
-        channels_last=precision == "bf16",
-        checkpoint=Checkpoint(checkpoint, checkpoint_every, meta={"seed": seed, "preset": preset.name,
-                                                                "image_size": tuple(image_size),
-                                                                "precision": precision}) if checkpoint else None,
-        resume=saved,
-    )
-    method = preset.refine if refine is None else ("wiener" if refine else None)
-    denoising = operator is None or isinstance(operator, Identity)
-    if refine and not (denoising and sigma):
-        raise ValueError("the Wiener refinement needs the noise level and an identity forward model (denoising)")
-    if method == "wiener" and denoising and sigma:
-        _wiener_stage(result, measurement.to(dev), sigma, ground_truth)
-    return result, net, seed
+    z = network_input(preset, net, (ch, cw), guide, generator).to(device)
+    return Setup(net.to(device), z, frame, generator)
 
 
-def _wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
-                  ground_truth: torch.Tensor | None, stride: int = 1) -> None:
+def wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
+                 ground_truth: torch.Tensor | None = None, stride: int = 1) -> None:
     """Refine ``result`` in place: empirical Wiener filters of the measurement with the fit as pilot,
     several window sizes and colour transforms mixed by SURE (:func:`deepprior.refine.wiener_mix`)."""
-    import time
-
     from deepprior.refine import wiener_mix
 
     start = time.perf_counter()
     fitted = result.fitted
-    mix = wiener_mix(measurement.to(fitted.dtype), fitted, sigma, stride=stride)
+    if not bool(torch.isfinite(fitted).all()):  # a diverged fit is no pilot: return it as it is
+        result.refinement = {"method": "wiener", "skipped": "the fit diverged (its output is not finite)"}
+        return
+    mix = wiener_mix(measurement.to(fitted.device, fitted.dtype), fitted, sigma, stride=stride)
     result.refined = mix.image
     result.refinement = {"method": "wiener", "patches": mix.patches, "colours": mix.colours, "stride": stride,
                          "sigma": round(sigma, 6), "weights": {k: w for k, w in mix.weights.items() if w > 0},

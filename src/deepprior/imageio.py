@@ -27,6 +27,7 @@ __all__ = [
     "SUPPORTED_EXTENSIONS",
     "Image",
     "ImageError",
+    "atomic_destination",
     "atomic_write_bytes",
     "atomic_write_text",
     "check_output_path",
@@ -243,7 +244,7 @@ def _to_image(samples: np.ndarray, path: str) -> Image:
 
 
 @contextlib.contextmanager
-def _atomic_destination(path: str) -> Iterator[str]:
+def atomic_destination(path: str) -> Iterator[str]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
 
     The temporary file shares the folder (so ``os.replace`` is atomic) and the
@@ -290,7 +291,7 @@ def _final_mode(path: str) -> int:
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (all or nothing)."""
     path = os.fspath(path)
-    with _atomic_destination(path) as temp, open(temp, "wb") as f:
+    with atomic_destination(path) as temp, open(temp, "wb") as f:
         f.write(data)
 
 
@@ -395,7 +396,7 @@ def write_image(
         a = _alpha_at_depth(alpha, depth, samples.shape[:2])
         samples = np.concatenate([samples, a[:, :, None]], axis=2)
 
-    with _atomic_destination(path) as temp:
+    with atomic_destination(path) as temp:
         if ext in _TIFF:
             _write_tiff(temp, samples)
         elif depth == 16:

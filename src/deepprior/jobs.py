@@ -1,31 +1,114 @@
-"""Restoration jobs: the inputs of one task read, checked and assembled, before any fitting.
+"""Restoration jobs: one task's inputs checked and assembled into what the pipeline fits.
 
-The command line, the web app and the batch workers all build their jobs here,
-from the same arguments, so they accept, refuse and word problems alike.
-Everything that can be checked is checked here, before any work starts.
+A job builder takes the task's decoded input images (by role: ``image``, ``mask``, ``flash``...) and its
+options, checks everything that can be checked before any work starts, and returns a :class:`Job`. The
+builders know nothing of files or interfaces: the registry (:mod:`deepprior.tasks`) reads files for the
+command line, the web app and batch workers, and wraps arrays for the NumPy API, then calls them.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import platform
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from deepprior import __version__
-from deepprior.presets import default_denoise_preset
+from deepprior.imageio import Image
+from deepprior.measurement import Measurement
 
-__all__ = ["JOBS", "MAX_OUTPUT_PIXELS", "InputError", "Job", "build_record", "check_kernel_fits", "gaussian_sigma",
-           "match_channels", "read_input", "read_kernel", "versions"]
+__all__ = [
+    "MAX_OUTPUT_PIXELS",
+    "InputError",
+    "Job",
+    "TaskOptions",
+    "check_kernel_fits",
+    "deblur_job",
+    "dejpeg_job",
+    "denoise_job",
+    "flash_job",
+    "gaussian_sigma",
+    "inpaint_job",
+    "match_channels",
+    "read_kernel",
+    "superres_job",
+]
 
 MAX_OUTPUT_PIXELS = 100_000_000  # far beyond what a DIP fit can handle in memory
 
 
 class InputError(ValueError):
     """A problem with the user's input that they can fix: one line (exit code 2 on the command line)."""
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """A task's own options, typed and on one scale.
+
+    sigma : the noise level on the image's [0, 1] scale (``None``: estimated from the image), for tasks
+        whose measurement is noisy.
+    scale : the super-resolution factor.
+    kernel : super-resolution: the downsampling kernel's name; deblurring: ``gaussian:SIGMA``, a kernel
+        file, a 2-D array, or a Gaussian width in pixels.
+    """
+
+    sigma: float | None = None
+    scale: int | None = None
+    kernel: str | np.ndarray | float | None = None
+
+    def __post_init__(self) -> None:
+        if self.sigma is not None and not 0.0 <= self.sigma <= 1.0:
+            raise InputError(f"sigma is on the image's [0, 1] scale (25 of 255 is {25 / 255:.4f}), got {self.sigma}")
+        if self.scale is not None and (int(self.scale) != self.scale or self.scale < 2):
+            raise InputError(f"scale must be a whole number >= 2, got {self.scale}")
+
+    def given(self) -> dict[str, Any]:
+        """The options set, for records and messages (arrays shown by their shape)."""
+        shown = {"sigma": self.sigma, "scale": self.scale,
+                 "kernel": f"array {np.shape(self.kernel)}" if isinstance(self.kernel, np.ndarray) else self.kernel}
+        return {k: v for k, v in shown.items() if v is not None}
+
+
+@dataclass
+class Job:
+    """Everything a restoration needs, assembled from a task's inputs.
+
+    Attributes
+    ----------
+    task : the task's name (:mod:`deepprior.tasks`).
+    measurement : ``y``, its operator and noise model, and the size of the image to restore.
+    inputs : the files it was read from (records; outputs must not overwrite them).
+    bit_depth, alpha : how to write the result: the input's precision and its transparency, at the output size.
+    baseline : the corrupted input shown at the output size (figures, the input's PSNR).
+    reference : a classical method's result, ``(name, image)``, for comparison.
+    guide : an image fed to the network instead of noise (the flash photo).
+    ground_truth : the clean image, to measure against (never used by the fit).
+    details : task facts for the record (scale, kernel, known fraction).
+    """
+
+    task: str
+    measurement: Measurement
+    inputs: list[str] = field(default_factory=list)
+    bit_depth: int = 8
+    alpha: np.ndarray | None = None
+    baseline: np.ndarray | None = None
+    reference: tuple[str, np.ndarray] | None = None
+    guide: np.ndarray | None = None
+    ground_truth: np.ndarray | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.measurement.image_size
+
+    @property
+    def channels(self) -> int:
+        return self.measurement.channels
+
+
+def _named(image: Image, role: str) -> str:
+    """How messages name an input: its file, or its role for arrays."""
+    return f"{role} '{image.path}'" if image.path else role
 
 
 def gaussian_sigma(text: str) -> float:
@@ -46,15 +129,6 @@ def gaussian_sigma(text: str) -> float:
     return value
 
 
-def read_input(path: str, what: str = "input") -> Any:
-    """Read an image given on the command line (``what`` names it in messages)."""
-    from deepprior.imageio import read_image
-
-    if path is None:
-        raise InputError(f"no {what} image given")
-    return read_image(path)
-
-
 def check_kernel_fits(blur: Any, height: int, width: int, what: str) -> None:
     kh, kw = blur.kernel.shape[-2:]
     if kh // 2 >= height or kw // 2 >= width:
@@ -73,180 +147,133 @@ def match_channels(pixels: np.ndarray, channels: int, what: str) -> np.ndarray:
     raise InputError(f"{what} has {pixels.shape[2]} channels, expected {channels}")
 
 
-def versions() -> dict[str, str]:
-    import PIL
-    import skimage
-    import torch
+def read_kernel(spec: str | np.ndarray | float) -> tuple[Any, str]:
+    """A blur operator from ``gaussian:SIGMA``, a ``.npy`` or image file, an array or a width; and its name."""
+    from deepprior.imageio import read_image
+    from deepprior.operators import Blur
 
-    return {"deepprior": __version__, "torch": torch.__version__, "numpy": np.__version__, "pillow": PIL.__version__,
-            "scikit-image": skimage.__version__, "python": platform.python_version()}
-
-
-@dataclass
-class Job:
-    """Everything a restoration task needs, assembled from the arguments."""
-
-    task: str
-    preset: str
-    image: Any  # deepprior.imageio.Image: the corrupted input as read
-    measurement: np.ndarray
-    operator: Any
-    image_size: tuple[int, int]
-    inputs: list[str]
-    baseline: np.ndarray | None = None  # the corrupted input shown at the output size, for PSNR and figures
-    reference: tuple[str, np.ndarray] | None = None  # a classical method's result, for comparison
-    guide: np.ndarray | None = None
-    alpha: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _noise_level(args: argparse.Namespace, pixels: np.ndarray) -> tuple[float, str]:
-    """``--sigma`` (0-255 scale), or an estimate from the image, with where it came from."""
-    if args.sigma is not None:
-        return args.sigma, "given"
-    from deepprior.noise import estimate_sigma
-
-    sigma = estimate_sigma(pixels) * 255
-    if not args.quiet:
-        print(f"estimated noise sigma: {sigma:.1f} (of 255)")
-    return sigma, "estimated"
-
-
-def _denoise_job(args: argparse.Namespace) -> Job:
-    img = read_input(args.input)
-    sigma, source = _noise_level(args, img.pixels)
-    preset = args.preset or default_denoise_preset(sigma)
-    return Job("denoise", preset, img, img.pixels, None, img.pixels.shape[:2], [args.input], baseline=img.pixels,
-               alpha=img.alpha, extra={"sigma": round(sigma, 3), "sigma_source": source})
-
-
-def _dejpeg_job(args: argparse.Namespace) -> Job:
-    img = read_input(args.input)
-    return Job("dejpeg", args.preset or "dejpeg", img, img.pixels, None, img.pixels.shape[:2], [args.input],
-               baseline=img.pixels, alpha=img.alpha)
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        if not spec > 0 or spec == float("inf"):
+            raise InputError(f"blur sigma must be a finite number > 0, got {spec}")
+        return Blur.gaussian(float(spec)), f"gaussian:{spec:g}"
+    if isinstance(spec, np.ndarray):
+        kernel, name = spec, f"array {spec.shape}"
+    elif spec.startswith("gaussian:"):
+        try:
+            return Blur.gaussian(gaussian_sigma(spec)), spec
+        except ValueError as exc:
+            raise InputError(f"--kernel: {exc}") from None
+    elif not os.path.exists(spec):
+        raise InputError(f"kernel '{spec}' does not exist (use gaussian:SIGMA or a .npy / image file)")
+    elif spec.lower().endswith(".npy"):
+        try:
+            kernel, name = np.load(spec, allow_pickle=False), spec
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read kernel '{spec}': {exc}") from None
+    else:
+        kernel, name = read_image(spec).pixels.mean(axis=2), spec
+    kernel = np.asarray(kernel, dtype=np.float32)
+    if (kernel.ndim != 2 or kernel.size == 0 or not np.isfinite(kernel).all() or (kernel < 0).any()
+            or not kernel.sum() > 0):
+        raise InputError(f"kernel '{name}' must be a 2-D array of finite, non-negative values with a positive sum")
+    return Blur(kernel), name
 
 
 def _upscale(pixels: np.ndarray, scale: int, resample: int) -> np.ndarray:
     from PIL import Image as PILImage
 
     h, w = pixels.shape[:2]
-    planes = [np.asarray(PILImage.fromarray(pixels[..., c].astype(np.float32), mode="F").resize((w * scale, h * scale), resample))
+    planes = [np.asarray(PILImage.fromarray(pixels[..., c].astype(np.float32), mode="F").resize((w * scale, h * scale),
+                                                                                                 resample))
               for c in range(pixels.shape[2])]
     return np.clip(np.stack(planes, axis=-1), 0, 1).astype(np.float32)
 
 
-def _superres_job(args: argparse.Namespace) -> Job:
+def _sources(*images: Image) -> list[str]:
+    return [img.path for img in images if img.path]
+
+
+def denoise_job(images: Mapping[str, Image], options: TaskOptions) -> Job:
+    """Denoising: ``y = x + n``; the noise model is attached by the registry (given or estimated sigma)."""
+    img = images["image"]
+    return Job("denoise", Measurement(img.pixels), _sources(img), img.bit_depth, img.alpha, baseline=img.pixels)
+
+
+def dejpeg_job(images: Mapping[str, Image], options: TaskOptions) -> Job:
+    """JPEG artefact removal: ``y = x`` plus compression artefacts, no noise model."""
+    img = images["image"]
+    return Job("dejpeg", Measurement(img.pixels), _sources(img), img.bit_depth, img.alpha, baseline=img.pixels)
+
+
+def superres_job(images: Mapping[str, Image], options: TaskOptions) -> Job:
+    """Super-resolution: ``y`` is ``x`` downsampled by ``scale`` through ``kernel`` (default Lanczos-2)."""
     from PIL import Image as PILImage
 
     from deepprior.operators import RESAMPLING_KERNELS, Downsample
 
-    if args.kernel not in RESAMPLING_KERNELS:
-        raise InputError(f"unknown kernel {args.kernel!r} (use {', '.join(RESAMPLING_KERNELS)})")
-    img = read_input(args.input)
+    kernel = options.kernel if options.kernel is not None else "lanczos2"
+    if kernel not in RESAMPLING_KERNELS:
+        raise InputError(f"unknown kernel {kernel!r} (use {', '.join(RESAMPLING_KERNELS)})")
+    if options.scale is None:
+        raise InputError("super-resolution needs the scale")
+    scale = int(options.scale)
+    img = images["image"]
     h, w = img.pixels.shape[:2]
-    if h * w * args.scale**2 > MAX_OUTPUT_PIXELS:
-        raise InputError(f"a {w}x{h} image upscaled {args.scale}x would be {w * args.scale}x{h * args.scale}; "
-                       f"outputs above {MAX_OUTPUT_PIXELS // 10**6} megapixels are refused")
+    if h * w * scale**2 > MAX_OUTPUT_PIXELS:
+        raise InputError(f"a {w}x{h} image upscaled {scale}x would be {w * scale}x{h * scale}; "
+                         f"outputs above {MAX_OUTPUT_PIXELS // 10**6} megapixels are refused")
     alpha = None
     if img.alpha is not None:
-        scale_alpha = PILImage.fromarray(img.alpha).resize((w * args.scale, h * args.scale), PILImage.BICUBIC)
-        alpha = np.asarray(scale_alpha).astype(img.alpha.dtype)
-    preset = args.preset or ("superres-x8" if args.scale >= 8 else "superres")
-    return Job("superres", preset, img, img.pixels, Downsample(args.scale, args.kernel), (h * args.scale, w * args.scale),
-               [args.input], baseline=_upscale(img.pixels, args.scale, PILImage.NEAREST), alpha=alpha,
-               extra={"scale": args.scale, "kernel": args.kernel},
-               reference=("bicubic", _upscale(img.pixels, args.scale, PILImage.BICUBIC)))
+        scaled = PILImage.fromarray(img.alpha).resize((w * scale, h * scale), PILImage.BICUBIC)
+        alpha = np.asarray(scaled).astype(img.alpha.dtype)
+    measurement = Measurement(img.pixels, Downsample(scale, kernel), image_size=(h * scale, w * scale))
+    return Job("superres", measurement, _sources(img), img.bit_depth, alpha,
+               baseline=_upscale(img.pixels, scale, PILImage.NEAREST),
+               reference=("bicubic", _upscale(img.pixels, scale, PILImage.BICUBIC)),
+               details={"scale": scale, "kernel": kernel})
 
 
-def _inpaint_job(args: argparse.Namespace) -> Job:
+def inpaint_job(images: Mapping[str, Image], options: TaskOptions) -> Job:
+    """Inpainting: ``y = m * x`` with the mask image's white pixels known and its black ones to fill."""
     from deepprior.operators import Mask
 
-    img = read_input(args.input)
-    mask_img = read_input(args.mask, "mask")
+    img, mask_img = images["image"], images["mask"]
     if mask_img.pixels.shape[:2] != img.pixels.shape[:2]:
-        mh, mw = mask_img.pixels.shape[:2]
-        raise InputError(f"mask '{args.mask}' is {mw}x{mh} but the image is {img.width}x{img.height}")
-    mask = (mask_img.pixels.mean(axis=2) > 0.5).astype(np.float32)
-    if mask.min() == 1.0:
-        raise InputError(f"mask '{args.mask}' is all white: there is nothing to fill")
-    if mask.max() == 0.0:
-        raise InputError(f"mask '{args.mask}' is all black: no pixel is known (white = known)")
-    return Job("inpaint", args.preset or "inpaint-text", img, img.pixels, Mask(mask), img.pixels.shape[:2],
-               [args.input, args.mask], baseline=img.pixels * mask[..., None], alpha=img.alpha,
-               extra={"known_fraction": float(mask.mean())})
-
-
-def read_kernel(spec: str) -> tuple[Any, str]:
-    from deepprior.operators import Blur
-
-    if spec.startswith("gaussian:"):
-        try:
-            sigma = gaussian_sigma(spec)
-        except ValueError as exc:
-            raise InputError(f"--kernel: {exc}") from None
-        return Blur.gaussian(sigma), spec
-    if not os.path.exists(spec):
-        raise InputError(f"kernel '{spec}' does not exist (use gaussian:SIGMA or a .npy / image file)")
-    if spec.lower().endswith(".npy"):
-        try:
-            kernel = np.load(spec, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read kernel '{spec}': {exc}") from None
+        raise InputError(f"{_named(mask_img, 'mask')} is {mask_img.width}x{mask_img.height} but the image is "
+                         f"{img.width}x{img.height}")
+    known = mask_img.pixels > 0.5
+    if known.shape[2] > 1 and (known != known[..., :1]).any():  # a per-channel mask
+        known = match_channels(known.astype(np.float32), img.channels, _named(mask_img, "mask")) > 0.5
     else:
-        kernel = read_input(spec, "kernel").pixels.mean(axis=2)
-    kernel = np.asarray(kernel, dtype=np.float32)
-    if (kernel.ndim != 2 or kernel.size == 0 or not np.isfinite(kernel).all() or (kernel < 0).any()
-            or not kernel.sum() > 0):
-        raise InputError(f"kernel '{spec}' must be a 2-D array of finite, non-negative values with a positive sum")
-    return Blur(kernel), spec
+        known = known[..., :1]
+    mask = known.astype(np.float32)
+    if mask.min() == 1.0:
+        raise InputError(f"{_named(mask_img, 'mask')} is all white: there is nothing to fill")
+    if mask.max() == 0.0:
+        raise InputError(f"{_named(mask_img, 'mask')} is all black: no pixel is known (white = known)")
+    operator = Mask(mask[..., 0] if mask.shape[2] == 1 else mask)
+    return Job("inpaint", Measurement(img.pixels, operator), _sources(img, mask_img), img.bit_depth, img.alpha,
+               baseline=img.pixels * mask, details={"known_fraction": round(float(mask.mean()), 6)})
 
 
-def _deblur_job(args: argparse.Namespace) -> Job:
-    operator, spec = read_kernel(args.kernel)
-    img = read_input(args.input)
-    check_kernel_fits(operator, img.height, img.width, f"blur kernel '{spec}'")
-    inputs = [args.input] + ([spec] if not spec.startswith("gaussian:") else [])
-    sigma, source = _noise_level(args, img.pixels)
-    return Job("deblur", args.preset or "deblur", img, img.pixels, operator, img.pixels.shape[:2], inputs,
-               baseline=img.pixels, alpha=img.alpha, extra={"kernel": spec, "sigma": round(sigma, 3),
-                                                            "sigma_source": source})
+def deblur_job(images: Mapping[str, Image], options: TaskOptions) -> Job:
+    """Deblurring: ``y = k * x + n`` for a known kernel ``k``."""
+    if options.kernel is None:
+        raise InputError("deblurring needs the blur kernel")
+    operator, name = read_kernel(options.kernel)
+    img = images["image"]
+    check_kernel_fits(operator, img.height, img.width, f"blur kernel '{name}'")
+    files = _sources(img) + ([name] if isinstance(options.kernel, str) and not name.startswith("gaussian:") else [])
+    return Job("deblur", Measurement(img.pixels, operator), files, img.bit_depth, img.alpha, baseline=img.pixels,
+               details={"kernel": name})
 
 
-def _flash_job(args: argparse.Namespace) -> Job:
-    flash = read_input(args.flash, "flash")
-    no_flash = read_input(args.no_flash, "no-flash")
+def flash_job(images: Mapping[str, Image], options: TaskOptions) -> Job:
+    """Flash / no-flash: the no-flash photo is ``y``, the flash photo drives the network."""
+    flash, no_flash = images["flash"], images["no_flash"]
     if flash.pixels.shape[:2] != no_flash.pixels.shape[:2]:
         raise InputError(f"flash image is {flash.width}x{flash.height} but the no-flash image is "
-                       f"{no_flash.width}x{no_flash.height}")
-    guide = match_channels(flash.pixels, no_flash.pixels.shape[2], "flash image")
-    return Job("flash", args.preset or "flash", no_flash, no_flash.pixels, None, no_flash.pixels.shape[:2],
-               [args.flash, args.no_flash], baseline=no_flash.pixels, guide=guide, alpha=no_flash.alpha)
-
-
-JOBS: dict[str, Callable[[argparse.Namespace], Job]] = {
-    "denoise": _denoise_job,
-    "dejpeg": _dejpeg_job,
-    "superres": _superres_job,
-    "inpaint": _inpaint_job,
-    "deblur": _deblur_job,
-    "flash": _flash_job,
-}
-
-
-def build_record(job: Job, preset: Any, result: Any, seed: int, device: Any, *, output: str,
-                 ground_truth: str | None = None, psnr: float | None = None,
-                 input_psnr: float | None = None) -> dict[str, Any]:
-    """The run's record: what was asked, what ran, why it stopped, and its history."""
-    channels = job.measurement.shape[2]
-    return {
-        "task": job.task, "preset": preset.name, "seed": seed, "device": str(device), "precision": result.precision,
-        "inputs": job.inputs, "output": output, "ground_truth": ground_truth,
-        "image_size": {"height": job.image_size[0], "width": job.image_size[1], "channels": channels},
-        "parameters": result.parameters, "iterations_run": result.iterations_run,
-        "stop_iteration": result.stop_iteration, "stop_reason": result.stop_reason,
-        "seconds": round(result.seconds, 3), "backtracks": result.backtracks, "stopping": result.stopping,
-        "refinement": result.refinement or None,
-        "psnr": psnr, "input_psnr": input_psnr, "options": job.extra,
-        "history": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()} for row in result.history],
-        "versions": versions(),
-    }
+                         f"{no_flash.width}x{no_flash.height}")
+    guide = match_channels(flash.pixels, no_flash.channels, "flash image")
+    return Job("flash", Measurement(no_flash.pixels), _sources(flash, no_flash), no_flash.bit_depth, no_flash.alpha,
+               baseline=no_flash.pixels, guide=guide)

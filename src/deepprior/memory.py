@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["estimate_fit_bytes", "available_bytes", "format_bytes"]
+__all__ = ["available_bytes", "estimate_fit_bytes", "format_bytes"]
 
 # what the backward pass holds at its peak, per byte the layers output in the forward pass (measured
 # about 1.0 for the paper's network between 128 and 256 pixels; rounded up), and a fixed allowance

@@ -8,6 +8,9 @@ the true baseline.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -15,7 +18,7 @@ from typing import Any
 
 from deepprior.fitting import FitConfig
 
-__all__ = ["Preset", "PRESETS", "get_preset", "load_preset", "default_denoise_preset", "TASKS"]
+__all__ = ["PRESETS", "TASKS", "Preset", "default_denoise_preset", "get_preset", "load_preset"]
 
 TASKS = ("denoise", "superres", "inpaint", "restore", "deblur", "dejpeg", "flash")
 
@@ -101,7 +104,7 @@ class Preset:
         if self.refine not in REFINEMENTS:
             raise ValueError(f"unknown refinement {self.refine!r} (use {', '.join(map(str, REFINEMENTS))})")
 
-    def with_iterations(self, iterations: int | None) -> "Preset":
+    def with_iterations(self, iterations: int | None) -> Preset:
         """The same recipe with another iteration budget (``None`` keeps it)."""
         if iterations is None:
             return self
@@ -300,6 +303,23 @@ _PRESET_KEYS = {"name", "base", "task", "summary", "reproduces", "net", "net_opt
                 "input_scale", "fit", "keep", "stop_factor", "refine"}
 
 
+def _check_types(path: str, prefix: str, changes: dict[str, Any], cls: type) -> None:
+    """Refuse a JSON value whose type the field cannot take (``"ten"`` for a number of iterations, say)."""
+    fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    for key, value in changes.items():
+        kind = fields.get(key, "")
+        if value is None and "None" in kind:
+            continue
+        ok = {"bool": isinstance(value, bool), "int": isinstance(value, int) and not isinstance(value, bool),
+              "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+              "str": isinstance(value, str)}
+        wanted = [name for name in ("bool", "int", "float", "str") if re.search(rf"\b{name}\b", kind)]
+        if wanted and not any(ok[name] for name in wanted):
+            shown = " or ".join({"bool": "true or false", "int": "a whole number", "float": "a number",
+                                 "str": "a string"}[name] for name in wanted)
+            raise ValueError(f"preset file '{path}': '{prefix}{key}' must be {shown}, got {json.dumps(value)}")
+
+
 def load_preset(path: str) -> Preset:
     """Read a recipe from a JSON file: a built-in preset (``"base"``, default
     ``denoise``) with the fields given replaced; ``fit`` and ``net_options``
@@ -309,8 +329,6 @@ def load_preset(path: str) -> Preset:
          "net_options": {"channels_down": [32, 32, 32], "channels_up": [32, 32, 32], "channels_skip": [4, 4, 4]},
          "fit": {"iterations": 500, "ema_debias": true}}
     """
-    import json
-
     try:
         with open(path, encoding="utf-8") as handle:
             spec = json.load(handle)
@@ -323,17 +341,25 @@ def load_preset(path: str) -> Preset:
     unknown = set(spec) - _PRESET_KEYS
     if unknown:
         raise ValueError(f"preset file '{path}' has unknown keys: {', '.join(sorted(unknown))}")
-    base = get_preset(spec.pop("base", "denoise"))
+    base_name = spec.pop("base", "denoise")
+    if not isinstance(base_name, str):
+        raise ValueError(f"preset file '{path}': 'base' must be a preset name")
+    base = get_preset(base_name)
     fit_changes = spec.pop("fit", {})
     net_changes = spec.pop("net_options", {})
     if not isinstance(fit_changes, dict) or not isinstance(net_changes, dict):
         raise ValueError(f"preset file '{path}': 'fit' and 'net_options' must be objects")
+    _check_types(path, "", spec, Preset)
+    _check_types(path, "fit.", fit_changes, FitConfig)
     try:
         fit = replace(base.fit, **fit_changes)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"preset file '{path}': {exc}") from None
     net_options = {**base.net_options, **net_changes}
     if "net" in spec and spec["net"] != base.net and not net_changes:
         net_options = {}
     spec.setdefault("name", str(path))
-    return replace(base, **spec, fit=fit, net_options=MappingProxyType(net_options))
+    try:
+        return replace(base, **spec, fit=fit, net_options=MappingProxyType(net_options))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"preset file '{path}': {exc}") from None

@@ -13,10 +13,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from deepprior.imageio import atomic_write_bytes  # noqa: E402
+from deepprior.imageio import atomic_write_bytes
 
 __all__ = ["comparison_figure", "curves_figure"]
 

@@ -1,34 +1,24 @@
 """Restore an image too large for memory as overlapping tiles, blended smoothly.
 
 Each tile is fitted on its own (its own network, the same recipe and seed)
-through the task's operator restricted to the tile; neighbouring tiles
-overlap, and their results are blended with raised-cosine weights across
-the overlap so no seam shows. Works for the operators whose restriction to a
-tile is the same kind of operator: identity (denoising, JPEG), masks
-(inpainting), blurs and downsamplers (super-resolution, on tiles aligned to
-the scale).
+through the task's operator restricted to the tile
+(:meth:`deepprior.operators.Operator.restrict`); neighbouring tiles overlap,
+and their results are blended with raised-cosine weights across the overlap
+so no seam shows. Identity (denoising, JPEG), masks (inpainting), blurs and
+downsamplers (super-resolution, on tiles aligned to the scale) can be tiled.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from deepprior.operators import Blur, Downsample, Identity, Mask
+from deepprior.operators import Box
 
-__all__ = ["Tile", "tile_boxes", "blend_weights", "tile_operator", "assemble"]
+__all__ = ["Tile", "assemble", "blend_weights", "tile_boxes"]
 
 
-@dataclass(frozen=True)
-class Tile:
-    """A box of the output image: rows ``top:top+height``, columns ``left:left+width``."""
-
-    top: int
-    left: int
-    height: int
-    width: int
+Tile = Box  # a box of the output image
 
 
 def _starts(length: int, tile: int, overlap: int, multiple: int) -> list[int]:
@@ -72,24 +62,6 @@ def blend_weights(box: Tile, height: int, width: int, overlap: int) -> np.ndarra
     rows = ramp(box.height, box.top == 0, box.top + box.height >= height)
     cols = ramp(box.width, box.left == 0, box.left + box.width >= width)
     return np.outer(rows, cols)
-
-
-def tile_operator(operator: object, box: Tile) -> tuple[object, Callable[[np.ndarray], np.ndarray]]:
-    """The operator restricted to ``box`` (output coordinates), and how to cut
-    the measurement for it. Raises ``ValueError`` for operators that cannot be tiled."""
-    if operator is None or isinstance(operator, Identity):
-        return operator, lambda m: m[box.top : box.top + box.height, box.left : box.left + box.width]
-    if isinstance(operator, Mask):
-        mask = operator.mask[..., box.top : box.top + box.height, box.left : box.left + box.width]
-        return Mask(mask.clone()), lambda m: m[box.top : box.top + box.height, box.left : box.left + box.width]
-    if isinstance(operator, Blur):
-        return operator, lambda m: m[box.top : box.top + box.height, box.left : box.left + box.width]
-    if isinstance(operator, Downsample):
-        f = operator.factor
-        if box.top % f or box.left % f or box.height % f or box.width % f:
-            raise ValueError(f"super-resolution tiles must align to the scale {f}")
-        return operator, lambda m: m[box.top // f : (box.top + box.height) // f, box.left // f : (box.left + box.width) // f]
-    raise ValueError(f"tiling is not available for the operator {type(operator).__name__}")
 
 
 def assemble(height: int, width: int, channels: int, overlap: int,

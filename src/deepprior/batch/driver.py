@@ -17,11 +17,28 @@ from typing import Any
 from deepprior.batch.discover import DEFAULT_PATTERNS, Found, find_inputs, output_name
 from deepprior.batch.manifest import FILENAME, Item, Manifest, file_hash
 from deepprior.batch.worker import ItemOutcome, ItemRequest
+from deepprior.jobs import TaskOptions
+from deepprior.pipeline import Settings
 
 __all__ = ["BatchConfig", "BatchError", "BatchSummary", "run_batch", "status_report"]
 
 LOCKNAME = ".deepprior-batch.lock"
 PART_SUFFIX = ".deepprior-part"  # an output being written; never left behind by a finished write
+
+
+def _options_line(options: TaskOptions, settings: Settings) -> list[str]:
+    """What decides the outputs, as the command line would say it (``--sigma 25 --seed 0`` ...)."""
+    words: list[str] = []
+    given = options.given()
+    if "sigma" in given:
+        given["sigma"] = round(given["sigma"] * 255, 6)
+    chosen = {**given, "preset": settings.preset, "iterations": settings.iterations, "stop": settings.stop,
+              "seed": settings.seed, "precision": settings.precision, "refine": settings.refine,
+              "max-memory": settings.max_memory, "tile": settings.tile}
+    for name, value in chosen.items():
+        if value is not None:
+            words += [f"--{name}", f"{value:g}" if isinstance(value, float) else str(value)]
+    return words
 
 
 class BatchError(ValueError):
@@ -32,14 +49,15 @@ class BatchError(ValueError):
 class BatchConfig:
     """A batch: what to restore, how, and where.
 
-    ``options`` are the task's own command-line options (``--sigma 25``, ``--seed 0`` ...), passed
-    as they are to every item, so an item gives what ``deepprior TASK`` gives for the same image.
+    ``options`` are the task's own options and ``settings`` the run settings, passed as they are to
+    every item, so an item gives what ``deepprior TASK`` gives for the same image.
     """
 
     input_dir: Path
     output_dir: Path
     task: str
-    options: tuple[str, ...] = ()
+    options: TaskOptions = TaskOptions()
+    settings: Settings = Settings()
     patterns: tuple[str, ...] = DEFAULT_PATTERNS
     mask_suffix: str | None = None
     mask_dir: Path | None = None
@@ -52,8 +70,8 @@ class BatchConfig:
 
     def recipe(self) -> dict[str, Any]:
         """What decides the outputs (an item is redone when this changes); not how many workers ran."""
-        return {"task": self.task, "options": list(self.options), "mask_suffix": self.mask_suffix,
-                "mask_dir": str(self.mask_dir) if self.mask_dir else None}
+        return {"task": self.task, "options": _options_line(self.options, self.settings),
+                "mask_suffix": self.mask_suffix, "mask_dir": str(self.mask_dir) if self.mask_dir else None}
 
 
 @dataclass
@@ -293,7 +311,7 @@ def _run(config: BatchConfig, source: Path, target: Path, manifest: Manifest) ->
 def _request(config: BatchConfig, source: Path, item: Item, mask_path: Path | None) -> ItemRequest:
     data = (source / item.input).read_bytes()
     mask_data = mask_path.read_bytes() if mask_path else None
-    return ItemRequest(config.task, item.input, data, Path(item.output).name, config.options,
+    return ItemRequest(config.task, item.input, data, Path(item.output).name, config.options, config.settings,
                        mask_key=item.mask, mask_data=mask_data)
 
 

@@ -1,31 +1,37 @@
 """Restoring one batch item, in whatever process runs it (a local worker or a Ray task).
 
-The item travels as bytes and comes back as bytes, so a worker needs no access
-to the driver's folders (a Ray node need not share a file system). It runs the
-very same code as ``deepprior TASK input -o output``, so a batch output equals
-the single-image command's output for the same seed.
+The item travels as data (its task options and run settings as dataclasses,
+its image as bytes) and comes back as bytes, so a worker needs no access to
+the driver's folders (a Ray node need not share a file system). It builds the
+job through the task registry and runs the one pipeline, as ``deepprior TASK
+input -o output`` does, so a batch output equals the single-image command's
+output for the same seed.
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
+
+from deepprior.jobs import InputError, TaskOptions
+from deepprior.pipeline import Settings
 
 __all__ = ["ItemOutcome", "ItemRequest", "restore_item"]
 
 
 @dataclass(frozen=True)
 class ItemRequest:
-    """What a worker needs for one image."""
+    """What a worker needs for one image: the job as data (the task, its options, the image and mask bytes)
+    and the run settings every item shares."""
 
-    task: str  # the subcommand: denoise, superres, inpaint, deblur, dejpeg
+    task: str
     key: str  # the input's path relative to the input folder
     data: bytes
     output_name: str  # file name of the output (its extension picks the format)
-    options: tuple[str, ...]  # the task's options, as on the command line (--sigma 25 --seed 0 ...)
+    options: TaskOptions
+    settings: Settings
     mask_key: str | None = None
     mask_data: bytes | None = None
     threads: int = 1
@@ -54,12 +60,13 @@ def worker_name() -> str:
 
 
 def restore_item(request: ItemRequest) -> ItemOutcome:
-    """Run ``request``'s task on its image; never raises for a problem with the item itself."""
+    """Run ``request``'s job through the pipeline; never raises for a problem with the item itself."""
     import torch
 
-    from deepprior.cli import build_parser, run_task
-    from deepprior.jobs import InputError
     from deepprior.imageio import ImageError
+    from deepprior.outputs import write_result
+    from deepprior.pipeline import restore
+    from deepprior.tasks import JobSpec, build_job
 
     torch.set_num_threads(request.threads)
     me = worker_name()
@@ -76,14 +83,11 @@ def restore_item(request: ItemRequest) -> ItemOutcome:
             shown[folder + os.sep] = "" if parent == "." else parent + "/"
             return path
 
-        image = place("input", request.key, request.data)
+        files = {"image": place("input", request.key, request.data)}
+        if request.mask_key is not None and request.mask_data is not None:
+            files["mask"] = place("mask", request.mask_key, request.mask_data)
         output = os.path.join(tmp, "output", request.output_name)
         os.makedirs(os.path.dirname(output))
-        record = os.path.join(tmp, "record.json")
-        argv = [request.task, image, "-o", output, "--record", record, "--quiet", "--device", request.device,
-                *request.options]
-        if request.mask_key is not None and request.mask_data is not None:
-            argv += ["--mask", place("mask", request.mask_key, request.mask_data)]
 
         def failed(error: BaseException | str, retry: bool) -> ItemOutcome:
             message = " ".join(str(error).split()) or type(error).__name__
@@ -92,20 +96,18 @@ def restore_item(request: ItemRequest) -> ItemOutcome:
             return ItemOutcome(request.key, False, me, error=message, retry=retry)
 
         try:
-            args = build_parser().parse_args(argv)
-            code = run_task(args)
-        except SystemExit as exc:  # the options were checked before the batch started, so this is unexpected
-            return failed(f"bad task options (exit {exc.code})", retry=False)
+            job = build_job(JobSpec(request.task, files, request.options))
+            restored = restore(job, replace(request.settings, device=request.device, progress=False))
+            write_result(restored, output)
         except (InputError, ImageError, ValueError) as exc:  # the item itself is bad: retrying will not help
             return failed(exc, retry=False)
         except (RuntimeError, MemoryError, OSError) as exc:  # out of memory, a device failure: may pass elsewhere
             return failed(f"{type(exc).__name__}: {exc}", retry=True)
-        if code == 130:
+        except KeyboardInterrupt:
             return ItemOutcome(request.key, False, me, error="interrupted", interrupted=True)
-        with open(record, encoding="utf-8") as f:
-            summary = json.load(f)
         with open(output, "rb") as f:
             data = f.read()
-    return ItemOutcome(request.key, True, me, output=data, seconds=summary["seconds"],
-                       iterations=summary["iterations_run"], stop_iteration=summary["stop_iteration"],
-                       stop_reason=summary["stop_reason"])
+    result = restored.result
+    return ItemOutcome(request.key, True, me, output=data, seconds=round(result.seconds, 3),
+                       iterations=result.iterations_run, stop_iteration=result.stop_iteration,
+                       stop_reason=result.stop_reason)

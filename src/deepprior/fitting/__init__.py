@@ -1,5 +1,6 @@
 """The fitting loop and what it returns."""
-from deepprior.fitting.loop import Checkpoint, FitConfig, Frame, fit, tensor_psnr
+from deepprior.fitting.checkpoint import Checkpoint
+from deepprior.fitting.loop import FitConfig, Frame, fit, tensor_psnr
 from deepprior.fitting.result import FitResult, IterationState
 from deepprior.fitting.stopping import (
     RULES,
@@ -8,7 +9,6 @@ from deepprior.fitting.stopping import (
     Oracle,
     StoppingRule,
     WindowedVariance,
-    clipped_noise_variance,
     make_rule,
 )
 
@@ -24,7 +24,6 @@ __all__ = [
     "Oracle",
     "StoppingRule",
     "WindowedVariance",
-    "clipped_noise_variance",
     "fit",
     "make_rule",
     "tensor_psnr",

@@ -8,24 +8,24 @@ backtracking to the last good weights when the data fit suddenly collapses.
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from deepprior.fitting.averaging import OutputAverage
+from deepprior.fitting.backtracking import Backtracker
+from deepprior.fitting.checkpoint import Checkpoint
+from deepprior.fitting.history import Progress, history_row
 from deepprior.fitting.result import FitResult, IterationState
 from deepprior.fitting.stopping import StoppingRule
 from deepprior.operators import as_operator
 
-__all__ = ["Checkpoint", "FitConfig", "fit", "Frame", "PRECISIONS"]
+__all__ = ["PRECISIONS", "Checkpoint", "FitConfig", "Frame", "fit"]
 
 Frame = tuple[int, int, int, int]
 """(top, left, height, width) of the image inside the network's canvas."""
@@ -96,37 +96,6 @@ def _total_variation(x: torch.Tensor) -> torch.Tensor:
 
 
 PRECISIONS = ("fp32", "bf16")
-
-
-@dataclass
-class Checkpoint:
-    """Where, and every how many steps, a fit saves its whole state (see :func:`fit`)."""
-
-    path: str | os.PathLike[str]
-    every: int = 100
-    meta: dict[str, Any] = field(default_factory=dict)  # saved alongside: what the run was (seed, recipe...)
-
-    def __post_init__(self) -> None:
-        if self.every < 1:
-            raise ValueError(f"checkpoint interval must be >= 1, got {self.every}")
-
-    def save(self, payload: dict[str, Any]) -> None:
-        """Write atomically: a temporary file beside the target, then a rename."""
-        folder = os.path.dirname(os.path.abspath(self.path))
-        handle, temporary = tempfile.mkstemp(prefix=".checkpoint-", dir=folder)
-        try:
-            with os.fdopen(handle, "wb") as f:
-                torch.save(payload, f)
-            os.replace(temporary, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
-
-    @staticmethod
-    def load(path: str | os.PathLike[str]) -> dict[str, Any]:
-        """A saved state (it holds the stopping rule object, so only load your own checkpoints)."""
-        return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def _sure_correction(
@@ -244,9 +213,7 @@ def fit(
         net_input = net_input.contiguous(memory_format=torch.channels_last)
     if config.loss == "sure" and config.sure_sigma is None:
         raise ValueError("the SURE loss needs the noise level (sure_sigma, or sigma for denoising)")
-    operator = as_operator(operator)
-    if isinstance(operator, nn.Module):
-        operator = operator.to(device)
+    operator = as_operator(operator).to(device)
     y = measurement.to(device)
     gt = ground_truth.to(device) if ground_truth is not None else None
     params = [p for p in net.parameters() if p.requires_grad]
@@ -261,26 +228,19 @@ def fit(
 
     result = FitResult(image=torch.empty(0), average=None)
     result.parameters = sum(p.numel() for p in params)
-    average: torch.Tensor | None = None
-    ema_sum: torch.Tensor | None = None  # the zero-started average, for ema_debias
-    ema_steps = 0
-    last_good = [p.detach().clone() for p in params] if config.backtrack_db is not None else None
-    last_good_psnr = -math.inf
+    average = OutputAverage(config.ema_weight, config.ema_debias) if config.ema_weight is not None else None
+    guard = Backtracker(params, config.backtrack_db) if config.backtrack_db is not None else None
     latest: torch.Tensor | None = None
     first, elapsed = 1, 0.0
     if resume is not None:
         net.load_state_dict(resume["net"])
         optimizer.load_state_dict(resume["optimizer"])
-        def on_device(t: torch.Tensor | None) -> torch.Tensor | None:
-            return t.to(device) if t is not None else None
-
-        average, ema_sum, latest = on_device(resume["average"]), on_device(resume["ema_sum"]), on_device(resume["latest"])
-        ema_steps = resume["ema_steps"]
-        if last_good is not None:
-            for saved, value in zip(last_good, resume["last_good"]):
-                saved.copy_(value)
-        last_good_psnr = resume["last_good_psnr"]
-        result.history, result.backtracks = list(resume["history"]), resume["backtracks"]
+        latest = resume["latest"].to(device) if resume["latest"] is not None else None
+        if average is not None:
+            average.load_state_dict(resume, device)
+        if guard is not None:
+            guard.load_state_dict(resume)
+        result.history = list(resume["history"])
         if generator is not None:
             generator.set_state(resume["generator"])
         torch.set_rng_state(resume["torch_rng"])
@@ -292,17 +252,17 @@ def fit(
     def save_checkpoint(iteration: int) -> None:
         assert checkpoint is not None
         checkpoint.save({
-            **checkpoint.meta, "iteration": iteration, "net": net.state_dict(), "optimizer": optimizer.state_dict(),
-            "average": average, "ema_sum": ema_sum, "ema_steps": ema_steps, "latest": latest,
-            "last_good": last_good, "last_good_psnr": last_good_psnr, "history": result.history,
-            "backtracks": result.backtracks, "generator": generator.get_state() if generator is not None else None,
+            "iteration": iteration, "net": net.state_dict(), "optimizer": optimizer.state_dict(), "latest": latest,
+            **(average.state_dict() if average is not None else {"average": None, "ema_sum": None, "ema_steps": 0}),
+            **(guard.state_dict() if guard is not None else {"last_good": None, "last_good_psnr": -math.inf,
+                                                             "backtracks": 0}),
+            "history": result.history, "generator": generator.get_state() if generator is not None else None,
             "torch_rng": torch.get_rng_state(), "stopping": stopping, "seconds": elapsed + time.perf_counter() - start,
         })
 
     net.train()
     start = time.perf_counter()
-    bar = tqdm(total=config.iterations, initial=first - 1, desc=description, disable=not progress, unit="it",
-               leave=False)
+    bar = Progress(config.iterations, first - 1, description, progress)
     try:
         for iteration in range(first, config.iterations + 1):
             optimizer.zero_grad(set_to_none=True)
@@ -320,19 +280,7 @@ def fit(
             if config.tv_weight > 0:
                 loss = loss + config.tv_weight * _total_variation(out)
             loss_value = float(loss.detach())
-            backtracked = False
-            if last_good is not None:
-                fit_psnr = -10.0 * math.log10(max(float(data_loss.detach()), 1e-12))
-                if fit_psnr < last_good_psnr - config.backtrack_db:
-                    with torch.no_grad():
-                        for p, saved in zip(params, last_good):
-                            p.copy_(saved)
-                    backtracked = True
-                    result.backtracks += 1
-                else:
-                    for p, saved in zip(params, last_good):
-                        saved.copy_(p.detach())
-                    last_good_psnr = fit_psnr
+            backtracked = guard.check(float(data_loss.detach())) if guard is not None else False
             if not backtracked:
                 loss.backward()
                 optimizer.step()
@@ -341,50 +289,31 @@ def fit(
                         for w in conv_weights:
                             w.add_(torch.randn_like(w) * (w.std() * config.param_noise))
                 latest = out.detach()
-                if config.ema_weight is not None:
-                    w = config.ema_weight
-                    if config.ema_debias:
-                        ema_steps += 1
-                        ema_sum = latest * (1 - w) if ema_sum is None else ema_sum.mul_(w).add_(latest, alpha=1 - w)
-                        average = ema_sum / (1 - w**ema_steps)
-                    elif average is None:
-                        average = latest.clone()
-                    else:
-                        average.mul_(w).add_(latest, alpha=1 - w)
+                if average is not None:
+                    average.update(latest)
             assert latest is not None or backtracked
             shown = latest if latest is not None else out.detach()
+            mean = average.value if average is not None else None
             fit_value = float(data_loss.detach()) if loss is not data_loss else loss_value
-            state = IterationState(iteration, loss_value, shown, average, fit=fit_value, backtracked=backtracked)
+            state = IterationState(iteration, loss_value, shown, mean, fit=fit_value, backtracked=backtracked)
             state.seconds = elapsed + time.perf_counter() - start
-            row: dict[str, Any] = {"iteration": iteration, "loss": loss_value}
-            if fit_value != loss_value:
-                row["fit"] = fit_value
-            if backtracked:
-                row["backtracked"] = True
             if gt is not None:
                 state.psnr = tensor_psnr(shown, gt)
-                row["psnr_raw"] = state.psnr
-                if average is not None:
-                    state.psnr_average = tensor_psnr(average, gt)
-                    row["psnr_average"] = state.psnr_average
-                row["psnr"] = state.psnr_average if average is not None else state.psnr
-            row["seconds"] = round(state.seconds, 4)
+                if mean is not None:
+                    state.psnr_average = tensor_psnr(mean, gt)
+            row = history_row(state, has_ground_truth=gt is not None)
             result.history.append(row)
             result.iterations_run = iteration
-            if progress:
-                bar.update(1)
-                if iteration % 10 == 0 or iteration == config.iterations:
-                    postfix = {"loss": f"{loss_value:.5f}"}
-                    if "psnr" in row:
-                        postfix["psnr"] = f"{row['psnr']:.2f}"
-                    bar.set_postfix(postfix, refresh=False)
-            stop = stopping(state) if stopping is not None else None
+            bar.update(row)
+            stop = None
+            if stopping is not None:
+                stop = stopping(state)
+                state.monitor = stopping.monitor()
             for cb in callbacks:  # every callback sees every iteration, the last one included
                 answer = cb(state)
                 if answer and not stop:
                     stop = answer if isinstance(answer, str) else _callback_name(cb)
-            if checkpoint is not None and (stop is not None or iteration % checkpoint.every == 0
-                                           or iteration == config.iterations):
+            if checkpoint is not None and checkpoint.due(iteration, config.iterations, stop is not None):
                 save_checkpoint(iteration)
             if stop is not None:
                 result.stop_reason = stop
@@ -398,7 +327,8 @@ def fit(
         with torch.no_grad():
             latest = crop(net(net_input)).detach()
     result.image = latest
-    result.average = average
+    result.average = average.value if average is not None else None
+    result.backtracks = guard.count if guard is not None else 0
     result.stop_iteration = result.iterations_run
     if stopping is not None:
         if result.stop_reason == "iterations" and result.iterations_run == config.iterations:

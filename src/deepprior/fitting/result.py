@@ -29,6 +29,7 @@ class IterationState:
     psnr_average: float | None = None
     backtracked: bool = False
     seconds: float = 0.0
+    monitor: dict[str, float] = field(default_factory=dict)  # the stopping rule's detector values, for live plots
 
 
 @dataclass

@@ -20,15 +20,23 @@ run (by returning a reason) and may pick an earlier output than the last one.
 from __future__ import annotations
 
 from collections import deque
-import math
 from collections.abc import Callable
 
 import torch
 
 from deepprior.fitting.result import IterationState
+from deepprior.noise import clipped_noise_variance
 
-__all__ = ["StoppingRule", "Fixed", "Oracle", "WindowedVariance", "Discrepancy", "clipped_noise_variance",
-           "make_rule", "RULES"]
+__all__ = [
+    "RULES",
+    "Discrepancy",
+    "Fixed",
+    "Oracle",
+    "StoppingRule",
+    "WindowedVariance",
+    "clipped_noise_variance",
+    "make_rule",
+]
 
 RULES = ("auto", "fixed", "oracle")
 # auto's settling threshold for clean measurements: the 100-step window mean moving by less than this
@@ -240,30 +248,6 @@ class WindowedVariance(StoppingRule):
         return {"rule": self.name, "window": self.window, "patience": self.patience, "plateau": self.plateau,
                 "detected_iteration": self.best[0] if self.best else None,
                 "min_variance": self.min_variance if self.best else None}
-
-
-def clipped_noise_variance(image: torch.Tensor, sigma: float, low: float = 0.0, high: float = 1.0) -> float:
-    """Mean variance of ``clip(image + sigma * Z, low, high)`` over its pixels.
-
-    Noise added to an image and then clipped to the valid range varies less
-    than ``sigma**2`` where the image is near black or white, so this, not
-    ``sigma**2``, is the residual a perfect fit to such a measurement leaves.
-
-    >>> round(clipped_noise_variance(torch.full((4,), 0.5), 0.1) / 0.01, 4)  # far from the ends
-    1.0
-    >>> round(clipped_noise_variance(torch.zeros(4), 0.1) / 0.01, 3)  # black: half the noise is cut off
-    0.341
-    """
-    x = image.detach().double().clamp(low, high)
-    a, b = (low - x) / sigma, (high - x) / sigma
-
-    def pdf(t: torch.Tensor) -> torch.Tensor:
-        return torch.exp(-0.5 * t * t) / math.sqrt(2 * math.pi)
-
-    cdf_a, tail_b = torch.special.ndtr(a), torch.special.ndtr(-b)
-    first = pdf(a) - pdf(b) + a * cdf_a + b * tail_b  # E[(Y - x) / sigma]
-    second = (1 - tail_b - cdf_a) - (b * pdf(b) - a * pdf(a)) + a * a * cdf_a + b * b * tail_b
-    return float((second - first * first).mean()) * sigma * sigma
 
 
 class Discrepancy(StoppingRule):

@@ -18,9 +18,9 @@ from deepprior.nets.skip import skip
 from deepprior.nets.unet import unet
 
 __all__ = [
-    "Generator",
     "INPUT_KINDS",
     "NET_KINDS",
+    "Generator",
     "build_net",
     "count_parameters",
     "deep_decoder",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["INPUT_KINDS", "noise_input", "meshgrid_input"]
+__all__ = ["INPUT_KINDS", "meshgrid_input", "noise_input"]
 
 INPUT_KINDS = ("noise", "meshgrid", "image")
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from deepprior.operators.downsample import Downsample
 
-__all__ = ["Concat", "activation", "conv", "norm", "PAD_MODES"]
+__all__ = ["PAD_MODES", "Concat", "activation", "conv", "norm"]
 
 PAD_MODES = ("reflection", "zero")
 DOWNSAMPLE_MODES = ("stride", "avg", "max", "lanczos2", "lanczos3")

@@ -1,26 +1,75 @@
-"""The identity operator, composition, and wrapping of user callables."""
+"""The operator base class, the identity, composition, and wrapping of user callables."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-__all__ = ["Identity", "Compose", "Lambda", "as_operator"]
+__all__ = ["Box", "Compose", "Identity", "Lambda", "Operator", "as_operator"]
 
 
-class Identity(nn.Module):
+class Box(NamedTuple):
+    """Rows ``top:top+height`` and columns ``left:left+width`` of an image."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+class Operator(nn.Module):
+    """A forward model ``y = A(x)`` on ``(B, C, H, W)`` tensors, and what it supports.
+
+    Subclasses implement :meth:`forward`; the fitting loop needs nothing else. The rest says what the
+    pipeline may do with the operator, so no part of it has to ask which operator it holds:
+
+    - :attr:`direct`: ``y`` is ``x`` itself, pixel for pixel (denoising), so noise clipped to [0, 1]
+      leaves the clipped-noise residual and a filter of ``y`` (the Wiener stage) can refine the fit;
+    - :meth:`restrict`: the same operator on one tile of the image (tiled restoration of large images);
+    - :meth:`adjoint`: ``A^T y``, by automatic differentiation unless a subclass knows a cheaper way.
+    """
+
+    direct: bool = False
+
+    def restrict(self, box: Box) -> tuple[Operator, Box]:
+        """The operator seen by the image tile ``box``, and the part of the measurement it produces.
+        Raises ``ValueError`` when the operator cannot be cut into tiles."""
+        raise ValueError(f"tiling is not available for the operator {type(self).__name__}")
+
+    def adjoint(self, y: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
+        """``A^T y`` for a linear operator, as the vector-Jacobian product at zero (``image_shape`` is x's).
+
+        >>> op = Compose(Identity())
+        >>> op.adjoint(torch.ones(1, 1, 2, 2), (1, 1, 2, 2)).sum().item()
+        4.0
+        """
+        x = torch.zeros(image_shape, dtype=y.dtype, device=y.device, requires_grad=True)
+        (grad,) = torch.autograd.grad(self(x), x, grad_outputs=y)
+        return grad
+
+
+class Identity(Operator):
     """y = x: denoising and JPEG-artifact removal.
 
     >>> Identity()(torch.ones(1, 1, 2, 2)).sum().item()
     4.0
     """
 
+    direct = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    def restrict(self, box: Box) -> tuple[Operator, Box]:
+        return self, box
 
-class Compose(nn.Module):
+    def adjoint(self, y: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
+        return y
+
+
+class Compose(Operator):
     """y = A_n(... A_2(A_1(x))): operators applied in the order given.
 
     >>> from deepprior.operators import Blur, Downsample
@@ -41,7 +90,7 @@ class Compose(nn.Module):
         return x
 
 
-class Lambda(nn.Module):
+class Lambda(Operator):
     """Wrap any differentiable function of a ``(B, C, H, W)`` tensor as an operator.
 
     >>> square = Lambda(lambda x: x ** 2)
@@ -57,12 +106,12 @@ class Lambda(nn.Module):
         return self.fn(x)
 
 
-def as_operator(op: nn.Module | Callable[[torch.Tensor], torch.Tensor] | None) -> nn.Module:
-    """Turn ``None`` (identity), a module, or a plain callable into an operator module."""
+def as_operator(op: nn.Module | Callable[[torch.Tensor], torch.Tensor] | None) -> Operator:
+    """Turn ``None`` (identity), a module, or a plain callable into an :class:`Operator`."""
     if op is None:
         return Identity()
-    if isinstance(op, nn.Module):
+    if isinstance(op, Operator):
         return op
-    if callable(op):
+    if callable(op):  # a plain nn.Module is a callable too: wrapped, it keeps its forward
         return Lambda(op)
     raise TypeError(f"an operator must be an nn.Module or a callable, not {type(op).__name__}")

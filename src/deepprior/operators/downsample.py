@@ -4,12 +4,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepprior.operators.base import Box, Operator
 from deepprior.operators.kernels import resampling_kernel
 
 __all__ = ["Downsample"]
 
 
-class Downsample(nn.Module):
+class Downsample(Operator):
     """y = (k * x) sampled every ``factor`` pixels: super-resolution.
 
     The default kernel is the paper's Lanczos-2 (a = 2, ``4 * factor`` taps,
@@ -38,6 +39,12 @@ class Downsample(nn.Module):
         x = nn.functional.pad(x, self.pads, mode="replicate")
         weight = self.kernel.to(dtype=x.dtype, device=x.device).expand(c, 1, -1, -1)
         return nn.functional.conv2d(x, weight, stride=self.factor, groups=c)
+
+    def restrict(self, box: Box) -> tuple[Operator, Box]:
+        f = self.factor
+        if any(v % f for v in box):
+            raise ValueError(f"super-resolution tiles must align to the scale {f}")
+        return self, Box(box.top // f, box.left // f, box.height // f, box.width // f)
 
     def extra_repr(self) -> str:
         return f"factor={self.factor}, kernel={self.kernel_name!r}"

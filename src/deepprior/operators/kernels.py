@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["resampling_kernel", "gaussian_kernel", "RESAMPLING_KERNELS"]
+__all__ = ["RESAMPLING_KERNELS", "gaussian_kernel", "resampling_kernel"]
 
 RESAMPLING_KERNELS = ("lanczos2", "lanczos3", "box", "gauss", "bicubic")
 

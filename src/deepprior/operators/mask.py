@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
+
+from deepprior.operators.base import Box, Operator
 
 __all__ = ["Mask", "bernoulli_mask"]
 
 
-class Mask(nn.Module):
+class Mask(Operator):
     """y = m ⊙ x with m = 1 where a pixel is known and 0 where it is missing.
 
     ``mask`` is ``(H, W)``, ``(H, W, C)`` or ``(B, C, H, W)``, NumPy or torch,
@@ -43,6 +44,13 @@ class Mask(nn.Module):
         if x.shape[-2:] != self.mask.shape[-2:]:
             raise ValueError(f"image is {tuple(x.shape[-2:])} but the mask is {tuple(self.mask.shape[-2:])}")
         return x * self.mask.to(dtype=x.dtype, device=x.device)
+
+    def restrict(self, box: Box) -> tuple[Operator, Box]:
+        top, left, h, w = box
+        return Mask(self.mask[..., top : top + h, left : left + w].clone()), box
+
+    def adjoint(self, y: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
+        return self(y)
 
 
 def bernoulli_mask(height: int, width: int, keep: float, *, seed: int | None = None) -> np.ndarray:

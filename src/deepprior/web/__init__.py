@@ -1,7 +1,7 @@
 """The web app (``deepprior serve``): Gradio is an extra, ``deepprior[web]``."""
 from __future__ import annotations
 
-__all__ = ["serve", "WEB_EXTRA_HINT"]
+__all__ = ["WEB_EXTRA_HINT", "serve"]
 
 WEB_EXTRA_HINT = "the web app needs Gradio: pip install 'deepprior[web]'"
 

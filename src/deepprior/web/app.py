@@ -19,18 +19,11 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from deepprior.tasks import TASKS, presets_for
 from deepprior.web.examples import make_examples
-from deepprior.web.runner import TASKS, InputProblem, RestoreRun
+from deepprior.web.runner import InputProblem, RestoreRun, web_tasks
 
 __all__ = ["build_app"]
-
-TASK_LABELS = {
-    "denoise": "Denoise",
-    "superres": "Super-resolve",
-    "inpaint": "Inpaint (fill a mask)",
-    "deblur": "Deblur (Gaussian blur)",
-    "dejpeg": "Remove JPEG artefacts",
-}
 INTRO = """# deepprior: restore an image with the Deep Image Prior
 A network that has never seen an image is fitted to yours alone; it learns the picture's structure long before its
 noise, and the run stops when that point is reached. Nothing leaves this server."""
@@ -80,13 +73,15 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
                 request: gr.Request) -> Iterator[tuple[Any, ...]]:
         folder = Path(tempfile.mkdtemp(prefix="run-", dir=workroot))
         try:
-            mask = mask_file or (_drawn_mask(editor, folder) if task == "inpaint" else None)
-            if task == "inpaint" and mask is None:
-                raise InputProblem("inpainting needs a mask: paint over the parts to fill, or upload a mask")
+            shown = _controls(task)
+            mask = (mask_file or _drawn_mask(editor, folder)) if "mask" in shown else None
+            if "mask" in shown and mask is None:
+                raise InputProblem("this task needs a mask: paint over the parts to fill, or upload a mask")
             current = RestoreRun(
-                task, image or "", folder, mask=mask if task == "inpaint" else None,
-                preset=None if preset in ("", "default") else preset, scale=int(scale or 4),
-                sigma=None if sigma in (None, "") or float(sigma) <= 0 else float(sigma), kernel=f"gaussian:{blur:g}",
+                task, image or "", folder, mask=mask, preset=None if preset in ("", "default") else preset,
+                scale=int(scale or 4) if "scale" in shown else None,
+                sigma=None if "sigma" not in shown or sigma in (None, "") or float(sigma) <= 0 else float(sigma),
+                kernel=f"gaussian:{blur:g}" if "blur" in shown else None,
                 iterations=None if automatic else int(iterations), seed=None if seed in (None, "") else int(seed),
                 max_pixels=max_pixels,
             )
@@ -122,18 +117,23 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
             with gr.Column(scale=1):
                 image = gr.File(label="Image (PNG, JPEG, TIFF, BMP, WebP; 16-bit kept)", file_types=["image"],
                                 type="filepath", elem_id="upload")
-                task = gr.Radio([(TASK_LABELS[t], t) for t in TASKS], value="denoise", label="Task", elem_id="task")
-                with gr.Group(visible=False) as inpaint_box:
+                offered = web_tasks()
+                task = gr.Radio([(TASKS[t].web.label, t) for t in offered], value=offered[0], label="Task",
+                                elem_id="task")
+                first = _controls(offered[0])
+                with gr.Group(visible="mask" in first) as inpaint_box:
                     editor = gr.ImageEditor(label="Paint over what should be filled in", type="numpy",
                                             sources=(), elem_id="mask-editor")
                     mask_file = gr.File(label="...or upload a mask (white = keep, black = fill)", file_types=["image"],
                                         type="filepath")
-                scale = gr.Slider(2, 8, value=4, step=1, label="Upscaling factor", visible=False)
-                blur = gr.Slider(0.3, 5, value=1.6, step=0.1, label="Blur width (Gaussian sigma, pixels)", visible=False)
-                sigma = gr.Number(label="Noise level (0-255; 0 = estimate it)", value=0, minimum=0, maximum=255)
+                scale = gr.Slider(2, 8, value=4, step=1, label="Upscaling factor", visible="scale" in first)
+                blur = gr.Slider(0.3, 5, value=1.6, step=0.1, label="Blur width (Gaussian sigma, pixels)",
+                                 visible="blur" in first)
+                sigma = gr.Number(label="Noise level (0-255; 0 = estimate it)", value=0, minimum=0, maximum=255,
+                                  visible="sigma" in first)
                 with gr.Accordion("Options", open=False):
-                    preset = gr.Dropdown(["default"], value="default", label="Recipe",
-                                         info="'default' is the paper's recipe for the task; see 'deepprior presets'",
+                    preset = gr.Dropdown(["default", *presets_for(offered[0])], value="default", label="Recipe",
+                                         info="'default' is the task's default recipe; see 'deepprior presets'",
                                          allow_custom_value=True)
                     automatic = gr.Checkbox(value=True, label="Stop automatically",
                                             info="stops when the fit reaches the noise, or when the output settles")
@@ -155,9 +155,9 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
         gr.Examples(examples, inputs=[image, task, mask_file], label="Examples")
 
         def show_task_options(chosen: str) -> tuple[Any, ...]:
-            return (gr.update(visible=chosen == "inpaint"), gr.update(visible=chosen == "superres"),
-                    gr.update(visible=chosen == "deblur"), gr.update(visible=chosen in ("denoise", "deblur")),
-                    gr.update(choices=["default", *_presets_for(chosen)], value="default"))
+            shown = _controls(chosen)
+            return (*(gr.update(visible=name in shown) for name in ("mask", "scale", "blur", "sigma")),
+                    gr.update(choices=["default", *presets_for(chosen)], value="default"))
 
         def load_editor(path: str | None) -> Any:
             if not path:
@@ -182,12 +182,10 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
     return app
 
 
-def _presets_for(task: str) -> list[str]:
-    from deepprior.presets import PRESETS
-
-    families = {"denoise": ("denoise",), "superres": ("superres",), "inpaint": ("inpaint", "restore"),
-                "deblur": ("deblur",), "dejpeg": ("dejpeg",)}[task]
-    return [name for name in PRESETS if name.startswith(families)]
+def _controls(task: str) -> tuple[str, ...]:
+    """The controls the registry says the page shows for ``task``."""
+    web = TASKS[task].web if task in TASKS else None
+    return web.controls if web is not None else ()
 
 
 def _plot(curves: list[tuple[int, str, float]]) -> pd.DataFrame:
@@ -207,6 +205,6 @@ def _status(snap: Any, current: RestoreRun) -> str:
         lines.append(f"at most {snap.seconds_left:.0f} s left" + (" (an automatic stop may come sooner)"
                                                                  if current.iterations is None else ""))
     if current.sigma is not None:
-        source = current.job.extra.get("sigma_source", "given")
+        source = getattr(current.job.measurement.noise, "source", "given")
         lines.append(f"noise level {current.sigma * 255:.1f} of 255 ({source})")
     return "  \n".join(lines)

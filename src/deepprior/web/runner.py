@@ -2,31 +2,35 @@
 uploaded files, watched while it runs, stopped on demand.
 
 It has no Gradio in it, so it can be tested on its own. The job is built by
-the same code as the command line's (``deepprior.jobs.JOBS``), so the web app
-accepts, refuses and words problems exactly as the CLI does.
+the task registry and run by the one pipeline, as the command line's is, so
+the web app accepts, refuses and words problems exactly as the CLI does.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deepprior.jobs import JOBS, InputError, build_record
-from deepprior.engine import resolve_device, run
-from deepprior.fitting import IterationState, StoppingRule, make_rule
-from deepprior.imageio import ImageError, from_tensor, image_size, to_tensor, write_image, atomic_write_text
-from deepprior.presets import PRESETS, get_preset
+from deepprior.fitting import IterationState
+from deepprior.imageio import ImageError, from_tensor, image_size
+from deepprior.jobs import InputError, TaskOptions
+from deepprior.outputs import write_result
+from deepprior.pipeline import Plan, Settings, plan, restore
+from deepprior.presets import PRESETS
+from deepprior.tasks import TASKS, JobSpec, build_job
 
-__all__ = ["InputProblem", "RestoreRun", "Snapshot", "TASKS"]
+__all__ = ["InputProblem", "RestoreRun", "Snapshot", "web_tasks"]
 
-TASKS = ("denoise", "superres", "inpaint", "deblur", "dejpeg")
 STOPPED_BY_USER = "stopped from the page"
+
+
+def web_tasks() -> list[str]:
+    """The registered tasks the web page offers."""
+    return [name for name, task in TASKS.items() if task.web is not None]
 
 
 class InputProblem(ValueError):
@@ -58,22 +62,22 @@ class RestoreRun:
 
     Parameters
     ----------
-    task : one of :data:`TASKS`.
+    task : a registered task the web page offers (:func:`web_tasks`).
     image : path of the uploaded image.
     workdir : a private folder for this run's outputs.
     mask : path of the mask (inpainting: white = known, black = to fill).
-    preset, scale, sigma (0-255 scale), kernel, iterations, seed : as on the command line;
-        ``iterations=None`` stops automatically.
+    preset, scale, sigma (0-255 scale), kernel, iterations, seed : as on the command line, each used
+        only by the tasks that take it; ``iterations=None`` stops automatically.
     max_pixels : refuse larger images (checked from the header, before decoding).
     preview_every : seconds between preview images.
     """
 
     def __init__(self, task: str, image: str, workdir: Path, *, mask: str | None = None, preset: str | None = None,
-                 scale: int = 4, sigma: float | None = None, kernel: str = "gaussian:1.6",
+                 scale: int | None = None, sigma: float | None = None, kernel: str | None = None,
                  iterations: int | None = None, seed: int | None = None, max_pixels: int = 1_000_000,
                  preview_every: float = 1.0, device: str = "auto") -> None:
-        if task not in TASKS:
-            raise InputProblem(f"unknown task {task!r} (use {', '.join(TASKS)})")
+        if task not in web_tasks():
+            raise InputProblem(f"unknown task {task!r} (use {', '.join(web_tasks())})")
         if not image:
             raise InputProblem("no image uploaded")
         for what, path in (("image", image), ("mask", mask)):
@@ -85,30 +89,29 @@ class RestoreRun:
             raise InputProblem(f"iterations must be at least 1, got {iterations}")
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        args = argparse.Namespace(input=image, mask=mask, preset=preset or None, scale=int(scale), sigma=sigma,
-                                  kernel=kernel, quiet=True)
+        takes = TASKS[task].takes
+        files = {"image": image, **({"mask": mask} if mask is not None else {})}
         try:
-            self.job = JOBS[task](args)
-            self.preset = get_preset(self.job.preset)
+            options = TaskOptions(sigma=sigma / 255 if sigma is not None and "sigma" in takes else None,
+                                  scale=int(scale) if scale is not None and "scale" in takes else None,
+                                  kernel=kernel if "kernel" in takes else None)
+            self.job = build_job(JobSpec(task, files, options))
+            self.settings = Settings(preset=preset, iterations=iterations, seed=seed, device=device,
+                                     callbacks=(self._watch,), description=task)
+            self.plan: Plan = plan(self.job, self.settings)
+            self.settings = replace(self.settings, seed=self.plan.seed)  # the run uses the seed checked here
         except (InputError, ImageError, ValueError) as exc:  # name the upload, not its temporary path
             message = str(exc).replace(f"'{image}'", "the image")
             raise InputProblem(message.replace(f"'{mask}'", "the mask") if mask else message) from None
         h, w = self.job.image_size
-        if h * w > max_pixels * (int(scale) ** 2 if task == "superres" else 1):
+        if h * w > max_pixels * (int(scale) ** 2 if "scale" in takes and scale else 1):
             raise InputProblem(f"the result would be {w}x{h}, above this server's limit")
         self.task = task
+        self.preset = self.plan.preset
+        self.device = self.plan.device
         self.iterations = iterations
-        self.seed = seed
-        self.device = resolve_device(device)
+        self.sigma = self.job.measurement.sigma
         self.preview_every = preview_every
-        sigma01 = self.job.extra["sigma"] / 255 if "sigma" in self.job.extra else None
-        self.sigma = sigma01
-        self.rule: StoppingRule
-        if iterations is None:
-            identity = self.job.operator is None
-            self.rule = make_rule("auto", sigma=sigma01, clipped=identity, factor=self.preset.stop_factor)
-        else:
-            self.rule = make_rule("fixed", iterations=iterations)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._snapshot = Snapshot(cap=iterations or self.preset.fit.iterations)
@@ -151,7 +154,7 @@ class RestoreRun:
             every = max(1, snap.cap // 300)  # a few hundred points are plenty for a plot
             if state.iteration % every == 0 or state.iteration == 1:
                 snap.curves.append((state.iteration, "loss", state.loss))
-                snap.curves.extend((state.iteration, name, value) for name, value in self.rule.monitor().items())
+                snap.curves.extend((state.iteration, name, value) for name, value in state.monitor.items())
             if now - self._last_preview >= self.preview_every:
                 shown = state.average if state.average is not None else state.output
                 snap.preview = from_tensor(shown.cpu())
@@ -159,23 +162,14 @@ class RestoreRun:
         return STOPPED_BY_USER if self._stop.is_set() else None
 
     def _work(self) -> None:
-        job = self.job
         try:
-            result, _, seed = run(
-                to_tensor(job.measurement), job.operator, self.preset, image_size=job.image_size,
-                channels=job.measurement.shape[2], iterations=self.iterations, seed=self.seed, device=self.device,
-                guide=None, callbacks=[self._watch], stop=self.rule, sigma=self.sigma,
-                description=f"{job.task} ({self.preset.name})",
-            )
-            restored = from_tensor(result.output.cpu())
+            restored = restore(self.job, self.settings)
             self.output_path = self.workdir / "restored.png"
-            write_image(self.output_path, restored, bit_depth=job.image.bit_depth, alpha=job.alpha)
-            record = build_record(job, self.preset, result, seed, self.device, output=str(self.output_path))
             self.record_path = self.workdir / "record.json"
-            atomic_write_text(self.record_path, json.dumps(record, indent=1) + "\n")
-            self.result = result
+            write_result(restored, str(self.output_path), str(self.record_path))
+            self.result = restored.result
             with self._lock:
-                self._snapshot.preview = restored
+                self._snapshot.preview = restored.image
         except Exception as exc:  # the page shows it; the server goes on
             with self._lock:
                 self._snapshot.error = f"the run failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
