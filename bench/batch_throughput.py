@@ -5,13 +5,14 @@ noise of sigma 25, made here: never the shared evaluation images) with the same
 workers, threads, seed and iteration count, alternating round by round so that
 the ratio holds on a busy machine. Wall time counts everything a user waits
 for: starting the workers (and Ray), reading, fitting, writing, the manifest.
+Resumable: each (executor, round) run is written to ``--out`` when done and
+not run again; a file made with other settings is refused.
 
     python bench/batch_throughput.py --images 8 --iterations 300 --workers 2 --threads 1
 """
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 import sys
@@ -19,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import harness
 import numpy as np
 from skimage import data
 
 from deepprior.batch import BatchConfig, run_batch
-from deepprior.degrade import add_noise
 from deepprior.imageio import write_image
 
 PICTURES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "retina", "hubble_deep_field", "cat")
@@ -36,7 +37,7 @@ def make_folder(folder: Path, count: int, size: int) -> None:
         top = min((h - size) // 2 + (i // len(PICTURES)) * 16, h - size)  # later rounds of pictures: shifted
         left = (w - size) // 2
         clean = picture[top : top + size, left : left + size, :3].astype(np.float32) / 255
-        write_image(folder / f"{i:03d}.png", add_noise(clean, 25 / 255, seed=i))
+        write_image(folder / f"{i:03d}.png", harness.noisy(clean, 25, seed=i))
 
 
 def main() -> int:
@@ -49,37 +50,44 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench/results/batch_throughput.json"))
     args = parser.parse_args()
+    results = harness.Results(args.out, key=("executor", "round"), rows="runs", fields={"config": {}})
+    work_settings = {k: v for k, v in vars(args).items() if k not in ("rounds", "out")}
+    if results.rows and {k: results.data["config"].get(k) for k in work_settings} != work_settings:
+        raise SystemExit(f"{args.out} holds runs of other settings ({results.data['config']}): pass another --out, "
+                         "or delete it to start again")
+    results.data["config"] = vars(args) | {"out": str(args.out)}
+    plan = [(round_, executor) for round_ in range(args.rounds)
+            for executor in (("local", "ray") if round_ % 2 == 0 else ("ray", "local"))
+            if not results.done(executor, round_)]
     work = Path(tempfile.mkdtemp(prefix="deepprior-throughput-"))
     source = work / "in"
     source.mkdir()
-    make_folder(source, args.images, args.size)
+    if plan:
+        make_folder(source, args.images, args.size)
     options = ("--sigma", "25", "--iterations", str(args.iterations), "--seed", "0")
-    runs = []
     try:
-        for round_ in range(args.rounds):
-            order = ("local", "ray") if round_ % 2 == 0 else ("ray", "local")
-            for executor in order:
-                out = work / f"{executor}-{round_}"
-                config = BatchConfig(source, out, "denoise", options, workers=args.workers, threads=args.threads,
-                                     ray="local" if executor == "ray" else None, quiet=True)
-                t0 = time.perf_counter()
-                summary = run_batch(config)
-                wall = time.perf_counter() - t0
-                assert summary.done_now == args.images and not summary.failed, summary.lines()
-                runs.append({"executor": executor, "round": round_, "seconds": wall,
-                             "images_per_hour": args.images / wall * 3600, "description": summary.executor})
-                print(f"round {round_} {executor:5s}: {wall:7.1f} s, {args.images / wall * 3600:7.1f} images/hour",
-                      flush=True)
+        for round_, executor in plan:
+            out = work / f"{executor}-{round_}"
+            config = BatchConfig(source, out, "denoise", options, workers=args.workers, threads=args.threads,
+                                 ray="local" if executor == "ray" else None, quiet=True)
+            t0 = time.perf_counter()
+            summary = run_batch(config)
+            wall = time.perf_counter() - t0
+            assert summary.done_now == args.images and not summary.failed, summary.lines()
+            results.add({"executor": executor, "round": round_, "seconds": wall,
+                         "images_per_hour": args.images / wall * 3600, "description": summary.executor})
+            print(f"round {round_} {executor:5s}: {wall:7.1f} s, {args.images / wall * 3600:7.1f} images/hour",
+                  flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    runs = results.rows
     mean = {e: float(np.mean([r["images_per_hour"] for r in runs if r["executor"] == e])) for e in ("local", "ray")}
-    result = {"config": vars(args) | {"out": str(args.out)}, "runs": runs, "mean_images_per_hour": mean,
-              "ray_over_local": mean["ray"] / mean["local"],
-              "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+    results.data.update(mean_images_per_hour=mean, ray_over_local=mean["ray"] / mean["local"],
+                        machine={"cpu": platform.processor() or platform.machine(),
+                                 "python": platform.python_version()})
+    results.save()
     print(f"| executor | images/hour |\n|---|---|\n| local pool | {mean['local']:.0f} |\n| Ray (local instance) | "
-          f"{mean['ray']:.0f} |\nRay / local: {result['ray_over_local']:.2f}")
+          f"{mean['ray']:.0f} |\nRay / local: {results.data['ray_over_local']:.2f}")
     return 0
 
 

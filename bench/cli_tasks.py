@@ -4,7 +4,9 @@ of the result (from each run's --record JSON).
 
     python bench/cli_tasks.py --data ../shared/data --size 64
 
-Resumable: tasks whose record already exists in --work are not run again.
+Resumable: tasks already in --out are not run again (the file is rewritten,
+atomically, after each task). The corrupted inputs are made by the command
+line itself (``deepprior degrade``, the same functions as the harness's).
 """
 from __future__ import annotations
 
@@ -15,20 +17,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import harness
 import numpy as np
 from PIL import Image
 
-from deepprior.degrade import center_crop
-from deepprior.imageio import read_image, write_image
+from deepprior.imageio import write_image
 
-# task: (clean image under --data, degrade arguments, task arguments, iterations)
+# task: ((set, clean image) under --data, degrade arguments, task arguments, iterations)
 TASKS = {
-    "denoise": ("set9/f16.png", ["--noise", "25"], [], 500),
-    "superres": ("set5/butterfly.png", ["--downscale", "4"], ["--scale", "4"], 1000),
-    "inpaint": ("set9/house.png", ["--drop", "0.5", "--mask-out", "{work}/inpaint_mask.png"],
+    "denoise": (("set9", "f16"), ["--noise", "25"], [], 500),
+    "superres": (("set5", "butterfly"), ["--downscale", "4"], ["--scale", "4"], 1000),
+    "inpaint": (("set9", "house"), ["--drop", "0.5", "--mask-out", "{work}/inpaint_mask.png"],
                 ["--mask", "{work}/inpaint_mask.png"], 1000),
-    "deblur": ("set9/peppers.png", ["--blur", "gaussian:1.5"], ["--kernel", "gaussian:1.5"], 800),
-    "dejpeg": ("set9/lena.png", None, [], 800),
+    "deblur": (("set9", "peppers"), ["--blur", "gaussian:1.5"], ["--kernel", "gaussian:1.5"], 800),
+    "dejpeg": (("set9", "lena"), None, [], 800),
     "flash": (None, None, [], 300),
 }
 
@@ -42,7 +44,7 @@ def main() -> int:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    rows = json.loads(args.out.read_text()) if args.out.exists() else {}
+    rows = harness.read_json(args.out, {})
     for task in args.tasks:
         if task in rows:
             continue
@@ -51,14 +53,14 @@ def main() -> int:
         corrupted = f"{work}/{task}_input.png"
         common = ["--iterations", str(iterations), "--seed", "0", "--record", f"{work}/{task}.json", "-q"]
         if task == "flash":
-            flash = center_crop(read_image(args.data / "dip/flash_no_flash/cave01_00_flash.jpg").pixels, args.size, args.size)
-            noflash = center_crop(read_image(args.data / "dip/flash_no_flash/cave01_01_noflash.jpg").pixels, args.size, args.size)
+            flash = harness.load_image(args.data, "dip/flash_no_flash", "cave01_00_flash.jpg", crop=args.size)
+            noflash = harness.load_image(args.data, "dip/flash_no_flash", "cave01_01_noflash.jpg", crop=args.size)
             write_image(f"{work}/flash.png", flash)
             write_image(f"{work}/noflash.png", noflash)
             cmd = ["flash", "--flash", f"{work}/flash.png", "--no-flash", f"{work}/noflash.png"]
             gt = None
         else:
-            clean = center_crop(read_image(args.data / source).pixels, args.size, args.size)
+            clean = harness.load_image(args.data, *source, crop=args.size)
             gt = f"{work}/{task}_clean.png"
             write_image(gt, clean)
             if degrade_args is None:  # JPEG at quality 10
@@ -80,14 +82,17 @@ def main() -> int:
         rows[task] = {"command": " ".join(cmd), "input_psnr": record["input_psnr"], "psnr": record["psnr"],
                       "seconds": record["seconds"], "iterations": record["iterations_run"], "output_size": out_size,
                       "input_size": Image.open(cmd[2] if task != "flash" else f"{work}/noflash.png").size,
-                      "parameters": record["parameters"], "options": record["options"],
+                      "parameters": record["parameters"], "options": {**record["details"], **record["noise"]},
                       "bicubic_psnr": record.get("bicubic_psnr")}
-        args.out.write_text(json.dumps(rows, indent=1))
+        harness.write_json(args.out, rows)
     print("input dB: the corrupted input (for superres: enlarged by pixel replication; bicubic beside it)")
     print(f"{'task':10} {'input dB':>9} {'output dB':>9} {'gain':>6} {'seconds':>8}  sizes in -> out")
+
+    def fmt(v: float | None) -> str:
+        return f"{v:9.2f}" if v is not None else f"{'-':>9}"
+
     for task, row in rows.items():
         gain = row["psnr"] - row["input_psnr"] if row["psnr"] is not None else float("nan")
-        fmt = lambda v: f"{v:9.2f}" if v is not None else f"{'-':>9}"  # noqa: E731
         print(f"{task:10} {fmt(row['input_psnr'])} {fmt(row['psnr'])} {gain:6.2f} {row['seconds']:8.1f}  "
               f"{row['input_size']} -> {row['output_size']}"
               + (f"  (bicubic {row['bicubic_psnr']:.2f} dB)" if row.get("bicubic_psnr") else ""))

@@ -2,22 +2,21 @@
 
     python bench/noise_estimation.py --data ../shared/data [--crop 128]
 
-Gaussian noise clipped to [0, 1]; prints the estimates (0-255 scale) and the
-worst relative error of each method, and writes JSON.
+Gaussian noise clipped to [0, 1] (seed 0: the same noisy images as the other
+benchmarks); prints the estimates (0-255 scale) and the worst relative error
+of each method, and writes JSON (a list of rows). Resumable: (image, sigma)
+pairs already in ``--out`` are not estimated again.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+import harness
 import numpy as np
-from image_seed_rows import SET9
 from skimage.restoration import estimate_sigma as skimage_sigma
 
-from deepprior.degrade import add_noise, center_crop
-from deepprior.imageio import read_image
 from deepprior.noise import estimate_sigma
 
 
@@ -28,23 +27,20 @@ def main() -> int:
     parser.add_argument("--sigmas", type=float, nargs="+", default=[15, 25, 50])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    rows = []
+    out = args.out or Path(f"bench/results/noise_estimation_{args.crop or 'full'}.json")
+    results = harness.Results(out, key=("image", "sigma"), rows=None)
     for sigma in args.sigmas:
-        for name in SET9:
-            clean = read_image(args.data / "set9" / f"{name}.png").pixels
-            if args.crop:
-                clean = center_crop(clean, args.crop, args.crop)
-            noisy = add_noise(clean, sigma / 255, seed=0)
+        todo = [name for name in harness.SET9 if not results.done(name, sigma)]
+        for name, clean in harness.images(args.data, "set9", todo, crop=args.crop):
+            noisy = harness.noisy(clean, sigma, seed=0)
             ours = estimate_sigma(noisy) * 255
             theirs = float(np.mean(skimage_sigma(noisy, channel_axis=-1))) * 255
-            rows.append({"image": name, "sigma": sigma, "deepprior": ours, "skimage": theirs})
+            results.add({"image": name, "sigma": sigma, "deepprior": ours, "skimage": theirs})
             print(f"sigma {sigma:4.0f} {name:8s} deepprior {ours:6.2f}  skimage {theirs:6.2f}", flush=True)
+    rows = [r for r in results.rows if r["sigma"] in args.sigmas]
     for method in ("deepprior", "skimage"):
         worst = max(abs(r[method] - r["sigma"]) / r["sigma"] for r in rows)
         print(f"{method}: worst relative error {100 * worst:.1f} %")
-    out = args.out or Path(f"bench/results/noise_estimation_{args.crop or 'full'}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=1))
     return 0
 
 

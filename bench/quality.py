@@ -14,7 +14,11 @@ Evaluation follows ../shared/data/README.md: noise clipped to [0, 1] and PSNR
 on all channels for denoising; Lanczos-downscaled input and PSNR on luma with
 a ``scale``-pixel border for super-resolution; a Bernoulli 50 % mask and PSNR
 on the whole image for inpainting. Results are written after every image and
-images already in the JSON are skipped, so a long run can be resumed.
+images already in the JSON are skipped, so a long run can be resumed. The
+JSON keeps a summary row per image; every iteration's signals (the fit's
+history, the windowed variances, the evaluation metric) go to
+``quality_TASK_CROP.histories.json.gz`` beside it, which ``--rescore`` and
+``bench/studies/stopping_study.py`` read.
 
     python bench/quality.py --data ../shared/data --task denoise --sigma 25 --crop 128
     python bench/quality.py --data ../shared/data --task superres --scale 4 --crop 128
@@ -23,32 +27,30 @@ images already in the JSON are skipped, so a long run can be resumed.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import harness
 import numpy as np
 import torch
-from image_seed_rows import SET9
 from PIL import Image as PILImage
 
-from deepprior.degrade import add_noise, center_crop, downscale, drop_pixels
-from deepprior.engine import run
 from deepprior.fitting import Oracle, StoppingRule, WindowedVariance, make_rule
 from deepprior.fitting.stopping import AUTO_PLATEAU
-from deepprior.imageio import from_tensor, read_image, to_tensor
+from deepprior.imageio import from_tensor, to_tensor
 from deepprior.metrics import psnr, psnr_sr, ssim
 from deepprior.noise import estimate_sigma
-from deepprior.operators import Downsample, Mask
 from deepprior.presets import get_preset
 
+#: per-step signals: written to the gzip beside the results JSON, not into it
+HISTORIES = ("trajectory", "variances", "psnr_eval")
+
 DEFAULT_IMAGES = {
-    "denoise": ("set9", SET9),
-    "superres": ("set5", ["baby", "bird", "butterfly", "head", "woman"]),
+    "denoise": ("set9", harness.SET9),
+    "superres": ("set5", harness.SETS["set5"]),
     "inpaint": ("inpaint11", ["barbara", "boat", "house", "lena", "peppers"]),
 }
 
@@ -71,7 +73,6 @@ class Recorder:
         if rule._sum is not None and len(rule._outputs) == rule.window:
             # the score of the mean of the last 100 raw outputs: the "window mean" a rule could return
             self.mean_scores.append((state.iteration, round(self.score(rule._sum / rule.window), 4)))
-        return None
 
     def curves(self) -> dict[str, list[tuple[int, float]]]:
         curves = {str(w): [(i, float(f"{v:.6g}")) for i, v in rule.variances] for w, rule in self.rules.items()}
@@ -92,13 +93,12 @@ class Watcher:
 
     def __call__(self, state: Any) -> None:
         if self.would_stop_at is not None:
-            return None
+            return
         reason = self.rule(state)
         if reason:
             self.would_stop_at, self.reason = state.iteration, reason
             shown = state.average if state.average is not None else state.output
             self._at_stop = (state.iteration, shown.clone())
-        return None
 
     def selection(self) -> tuple[int, torch.Tensor] | None:
         """What the rule would have returned had it been in charge (``None``: the last output)."""
@@ -149,29 +149,20 @@ def _score(task: str, clean: np.ndarray, estimate: np.ndarray, scale: int) -> tu
     return psnr(clean, estimate), ssim(clean, estimate)
 
 
-def evaluate_image(args: argparse.Namespace, name: str, path: Path) -> dict[str, Any]:
-    image = read_image(path).pixels
-    crop = min(args.crop, image.shape[0], image.shape[1]) if args.crop else None
-    clean = center_crop(image, crop, crop) if crop else image
+def evaluate_image(args: argparse.Namespace, name: str, clean: np.ndarray) -> dict[str, Any]:
     seed = args.seed
+    options = {"denoise": {"sigma": args.sigma}, "superres": {"scale": args.scale}, "inpaint": {"drop": 0.5}}
+    problem = harness.problem(args.task, clean, seed, **options[args.task])
+    clean, corrupted = problem.clean, problem.measurement
     extra: dict[str, Any] = {}
     if args.task == "denoise":
-        sigma = args.sigma / 255
-        corrupted = add_noise(clean, sigma, seed=seed)
-        extra["sigma"] = sigma
+        extra["sigma"] = problem.sigma
         preset = get_preset(args.preset or ("denoise-50" if args.sigma >= 40 else "denoise"))
-        operator, size = None, clean.shape[:2]
     elif args.task == "superres":
-        s = args.scale
-        clean = clean[: clean.shape[0] // s * s, : clean.shape[1] // s * s]
-        corrupted = downscale(clean, s)
-        preset = get_preset(args.preset or ("superres-x8" if s >= 8 else "superres"))
-        operator, size = Downsample(s), clean.shape[:2]
+        preset = get_preset(args.preset or ("superres-x8" if args.scale >= 8 else "superres"))
     else:
-        corrupted, mask = drop_pixels(clean, 0.5, seed=seed)
-        extra["mask"] = mask
+        extra["mask"] = problem.mask
         preset = get_preset(args.preset or "restore")
-        operator, size = Mask(mask), clean.shape[:2]
     iterations = min(preset.fit.iterations, args.cap) if args.cap else preset.fit.iterations
     # the default rule, as the CLI would build it: for denoising the noise level is known here (the
     # protocol's sigma), and a second watcher shows what the estimated sigma would have done
@@ -192,10 +183,10 @@ def evaluate_image(args: argparse.Namespace, name: str, path: Path) -> dict[str,
         oracle = Oracle()
         clean_t = to_tensor(clean)
         recorder = Recorder(score=lambda t: float(-10 * torch.log10(((t.cpu().clamp(0, 1) - clean_t) ** 2).mean())))
-    result, _, _ = run(to_tensor(corrupted), operator, preset, image_size=size, iterations=iterations, seed=seed,
-                       device=args.device, ground_truth=to_tensor(clean), callbacks=[oracle, *autos.values(), recorder],
-                       progress=args.progress, description=f"{args.task} {name}", precision=args.precision,
-                       sigma=extra.get("sigma"))  # the noise level, for recipes whose loss needs it (SURE)
+    result = harness.fit(corrupted, problem.operator, preset, image_size=problem.image_size, iterations=iterations,
+                         seed=seed, device=args.device, ground_truth=clean, callbacks=[oracle, *autos.values(), recorder],
+                         progress=args.progress, description=f"{args.task} {name}", precision=args.precision,
+                         sigma=extra.get("sigma"))  # the noise level, for recipes whose loss needs it (SURE)
     outputs = {"fixed": (result.iterations_run, from_tensor(result.output.cpu()))}
     best = oracle.selection()
     outputs["oracle"] = (best[0], from_tensor(best[1].cpu()))
@@ -340,31 +331,28 @@ def main() -> int:
     folder, names = DEFAULT_IMAGES[args.task]
     names = args.images or names
     out = args.out or Path(f"bench/results/quality_{args.task}_{args.crop}.json")
-    state = json.loads(out.read_text()) if out.exists() else {"config": {}, "rows": []}
-    state["config"] = {k: str(v) for k, v in vars(args).items() if k not in ("out", "progress", "images")}
-    state["machine"] = {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-                        "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+    results = harness.Results(out, key=("image",), histories=HISTORIES, fields={"config": {}})
+    results.data["config"] = harness.config(args, skip=("out", "progress", "images"))
+    results.data["machine"] = harness.machine()
+    rows = results.rows
     if args.summary:
-        print(summary(state["rows"]) if state["rows"] else "no finished rows")
+        print(summary(rows) if rows else "no finished rows")
         return 0
     if args.rescore:
-        for row in state["rows"]:
+        for row in rows:
             rescore_auto(row, args.task)
-        out.write_text(json.dumps(state, indent=1))
-        print(table(state["rows"]))
+        results.save()
+        print(table(rows))
         return 0
-    done = {row["image"] for row in state["rows"]}
     for name in names:
-        if name in done:
+        if results.done(name):
             continue
-        path = args.data / folder / f"{name}.png"
         print(f"{args.task} {name} ...", flush=True)
-        state["rows"].append(evaluate_image(args, name, path))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(state, indent=1))
-        print(table(state["rows"][-1:]), flush=True)
-    if state["rows"]:
-        print(table(state["rows"]))
+        clean = harness.load_image(args.data, folder, name, crop=args.crop or None)
+        results.add(evaluate_image(args, name, clean))
+        print(table(rows[-1:]), flush=True)
+    if rows:
+        print(table(rows))
     return 0
 
 

@@ -1,8 +1,12 @@
 """Compare the 'denoise' preset with the original code's measured trajectory.
 
-F16 centre crop, Gaussian noise sigma = 25 clipped to [0, 1], the paper's
-denoising recipe; prints PSNR (raw and averaged output) next to the original
-code's at the same steps and writes JSON.
+F16 centre crop, Gaussian noise sigma = 25 clipped to [0, 1] (noise seed =
+the run's seed), the paper's denoising recipe in fp32; prints PSNR (raw and
+averaged output) next to the original code's at the same steps and writes
+JSON: a summary per seed in ``--out`` (the PSNR after the last step and the
+best averaged one), every step's loss and PSNR in
+``NAME.histories.json.gz`` beside it. Resumable: seeds already in ``--out``
+are not run again.
 
     python bench/reference_f16.py --data ../shared/data --size 128 --iterations 300
 """
@@ -14,13 +18,10 @@ import platform
 import sys
 from pathlib import Path
 
+import harness
 import torch
 
-from deepprior.degrade import add_noise, center_crop
-from deepprior.engine import run
-from deepprior.imageio import read_image, to_tensor
 from deepprior.metrics import psnr
-from deepprior.presets import get_preset
 
 
 def main() -> int:
@@ -34,17 +35,24 @@ def main() -> int:
 
     reference = json.loads((args.data / f"reference/ref_f16_{args.size}_sigma25.json").read_text())
     ref_rows = {row["it"]: row for row in reference["rows"]}
-    clean = center_crop(read_image(args.data / "set9/f16.png").pixels, args.size, args.size)
-    runs = []
+    clean = harness.load_image(args.data, "set9", "f16", crop=args.size)
+    results = harness.Results(args.out, key=("seed",), rows="runs", histories=("history",))
+    results.require(size=args.size, iterations=args.iterations)
+    results.data.update(machine=platform.processor() or platform.machine(), torch=torch.__version__,
+                        threads=torch.get_num_threads())
+    results.data["runs"] = results.data.pop("runs")  # the runs last, as before
     for seed in args.seeds:
-        noisy = add_noise(clean, 25 / 255, seed=seed)
-        result, _, _ = run(
-            to_tensor(noisy), None, get_preset("denoise"), image_size=clean.shape[:2],
-            iterations=args.iterations, seed=seed, device="cpu", ground_truth=to_tensor(clean), progress=True,
-            precision="fp32",  # the original's arithmetic
-        )
-        runs.append({"seed": seed, "noisy_psnr": psnr(clean, noisy), "history": result.history,
-                     "seconds_per_iteration": result.seconds / result.iterations_run})
+        if results.done(seed):
+            continue
+        noisy = harness.noisy(clean, 25, seed=seed)
+        result = harness.fit(noisy, None, "denoise", iterations=args.iterations, seed=seed, device="cpu",
+                             ground_truth=clean, progress=True, precision="fp32")  # fp32: the original's arithmetic
+        last = result.history[-1]
+        best = max(result.history, key=lambda h: h["psnr_average"])
+        results.add({"seed": seed, "noisy_psnr": psnr(clean, noisy), "history": result.history,
+                     "seconds_per_iteration": result.seconds / result.iterations_run,
+                     "final": {"psnr_raw": last["psnr_raw"], "psnr_average": last["psnr_average"]},
+                     "best_average": [best["iteration"], best["psnr_average"]]})
         print(f"seed {seed}: noisy {psnr(clean, noisy):.2f} dB, {result.seconds / result.iterations_run:.3f} s/it")
         print(f"{'step':>6} {'ours raw':>9} {'ours avg':>9} {'orig raw':>9} {'orig avg':>9}")
         for row in result.history:
@@ -52,10 +60,6 @@ def main() -> int:
             if it % 50 == 0 and it in ref_rows:
                 ref = ref_rows[it]
                 print(f"{it:6d} {row['psnr_raw']:9.2f} {row['psnr_average']:9.2f} {ref['psnr']:9.2f} {ref['psnr_avg']:9.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"size": args.size, "iterations": args.iterations, "machine": platform.processor() or platform.machine(),
-               "torch": torch.__version__, "threads": torch.get_num_threads(), "runs": runs}
-    args.out.write_text(json.dumps(payload, indent=1))
     print(f"wrote {args.out}")
     return 0
 

@@ -9,13 +9,17 @@ With ``--data``, it also checks that the default path reaches the same PSNR
 as the faithful one after ``--psnr-iterations`` steps on the centre crop of
 F16 at sigma 25.
 
+Resumable: the results file is rewritten after each size, and a size whose
+configurations (and peak memory, with ``--memory``) are all in ``--out`` is
+not timed again, nor a PSNR check of the same size and step count; delete
+the file (or pass another ``--out``) to measure afresh.
+
     python bench/speed.py --sizes 128 256 512 --out bench/results/speed.json
     python bench/speed.py --sizes 256 --data ../shared/data --psnr-size 256
 """
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import subprocess
 import sys
@@ -23,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import harness
 import torch
 
 from deepprior.engine import bf16_is_fast, resolve_device
@@ -122,17 +127,12 @@ def _resident_kb(field: str) -> int:
 
 def psnr_check(data: Path, size: int, iterations: int, device: torch.device) -> dict[str, float]:
     """PSNR after ``iterations`` steps of the denoise preset, fp32 against the default path."""
-    from deepprior.degrade import add_noise, center_crop
-    from deepprior.engine import run
-    from deepprior.imageio import read_image, to_tensor
-
-    clean = center_crop(read_image(data / "set9" / "f16.png").pixels, size, size)
-    noisy = add_noise(clean, 25 / 255, seed=0)
+    clean = harness.load_image(data, "set9", "f16", crop=size)
+    noisy = harness.noisy(clean, 25, seed=0)
     out = {}
     for precision in ("fp32", "auto"):
-        result, _, _ = run(to_tensor(noisy), None, get_preset("denoise"), image_size=clean.shape[:2],
-                           iterations=iterations, seed=0, device=device, ground_truth=to_tensor(clean),
-                           precision=precision)
+        result = harness.fit(noisy, None, "denoise", iterations=iterations, seed=0, device=device, ground_truth=clean,
+                             precision=precision)
         out[result.precision if precision == "auto" else "fp32"] = result.psnr
         out[f"{precision} seconds"] = result.seconds
     return out
@@ -158,11 +158,17 @@ def main() -> int:
     names = [n for n in CONFIGS if args.compile or not CONFIGS[n][2]]
     if not bf16_is_fast(device):
         print(f"note: {device} has no native bf16; the default path there is fp32")
-    report: dict[str, Any] = {"machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-                                          "threads": torch.get_num_threads(), "device": str(device),
-                                          "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
-                              "sizes": {}}
+    report: dict[str, Any] = harness.read_json(args.out, {})
+    report = {"machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+                          "threads": torch.get_num_threads(), "device": str(device),
+                          "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
+              **{k: v for k, v in report.items() if k != "machine"}}
+    report.setdefault("sizes", {})
     for size in args.sizes:
+        done = report["sizes"].get(str(size), {})
+        if all(name in done and (not args.memory or "peak_memory_mb" in done[name]) for name in names):
+            print(f"{size}x{size}: already in {args.out}")
+            continue
         times = time_configs(size, names, device, args.rounds, args.steps)
         base = times[names[0]]
         rows = {name: {"seconds_per_iteration": t, "speedup": base / t} for name, t in times.items()}
@@ -176,14 +182,14 @@ def main() -> int:
         for name, row in rows.items():
             mem = f" {row['peak_memory_mb']:.0f} |" if args.memory else ""
             print(f"| {name} | {row['seconds_per_iteration']:.3f} | {row['speedup']:.2f}x |{mem}")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1))
-    if args.data:
+        harness.write_json(args.out, report)
+    done = report.get("psnr_check", {})
+    if args.data and (done.get("size"), done.get("iterations")) != (args.psnr_size, args.psnr_iterations):
         check = psnr_check(args.data, args.psnr_size, args.psnr_iterations, device)
         report["psnr_check"] = {"size": args.psnr_size, "iterations": args.psnr_iterations, **check}
         print(f"\nPSNR after {args.psnr_iterations} steps, F16 {args.psnr_size}x{args.psnr_size}, sigma 25: "
               + ", ".join(f"{k} {v:.3f}" for k, v in check.items()))
-        args.out.write_text(json.dumps(report, indent=1))
+        harness.write_json(args.out, report)
     return 0
 
 

@@ -11,6 +11,9 @@ written file. It compares with the paper's recipe:
 - its time: the paper-faithful path (fp32, the paper's network) timed per step
   in this same run, times the paper's 3000 steps.
 
+Resumable: a row is written as soon as its image is done (with the paper
+timings measured so far), and images already in ``--out`` are skipped.
+
     python bench/time_to_quality.py --data ../shared/data --crop 128
     python bench/time_to_quality.py --data ../shared/data --crop 256 --images f16
 """
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -26,23 +28,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import harness
 import numpy as np
 import torch
-from image_seed_rows import SET9
 
-from deepprior.degrade import add_noise, center_crop
-from deepprior.engine import run
 from deepprior.imageio import read_image, write_image
 from deepprior.metrics import psnr
-from deepprior.presets import get_preset
 
 
 def paper_seconds_per_step(size: int, steps: int = 10) -> float:
     """The paper-faithful path (fp32, the paper's denoising network) per step at ``size``, measured now."""
-    preset = get_preset("denoise")
     y = torch.rand(1, 3, size, size)
-    run(y, None, preset, image_size=(size, size), iterations=2, seed=0, precision="fp32")  # warm up
-    result, _, _ = run(y, None, preset, image_size=(size, size), iterations=steps, seed=0, precision="fp32")
+    harness.fit(y, None, "denoise", iterations=2, seed=0, precision="fp32")  # warm up
+    result = harness.fit(y, None, "denoise", iterations=steps, seed=0, precision="fp32")
     return result.seconds / steps
 
 
@@ -63,7 +61,7 @@ def main() -> int:
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--sigma", type=float, default=25.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--images", nargs="+", default=SET9)
+    parser.add_argument("--images", nargs="+", default=harness.SET9)
     parser.add_argument("--paper-json", type=Path, help="quality benchmark results of the same crops "
                         "(default bench/results/quality_denoise_CROP.json)")
     parser.add_argument("--paper-steps", type=int, default=3000)
@@ -71,15 +69,28 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     paper_json = args.paper_json or Path(f"bench/results/quality_denoise_{args.crop}.json")
-    paper_rows = {r["image"]: r for r in json.loads(paper_json.read_text())["rows"]} if paper_json.exists() else {}
+    paper_rows = {r["image"]: r for r in harness.read_json(paper_json, {"rows": []})["rows"]}
     out_path = args.out or Path(f"bench/results/time_to_quality_{args.crop}.json")
-    per_step = [paper_seconds_per_step(args.crop)]
-    rows = []
+    results = harness.Results(out_path, key=("image",), fields={"config": {}, "paper_seconds_per_step": []})
+    results.data["config"] = harness.config(args)
+    results.data["machine"] = harness.machine()
+    per_step: list[float] = results.data["paper_seconds_per_step"]
+    rows = results.rows
+
+    def timed() -> None:
+        """Time the paper's path now (interleaved with the images: the load may change) and update every row."""
+        per_step.append(paper_seconds_per_step(args.crop))
+        paper_seconds = min(per_step) * args.paper_steps  # the least disturbed measurement: the harder bar for us
+        for row in rows:
+            row["paper_seconds"] = paper_seconds
+            row["time_ratio"] = row["default"]["seconds"] / paper_seconds
+
+    todo = [name for name in args.images if not results.done(name)]
+    if todo and not per_step:
+        timed()
     with tempfile.TemporaryDirectory(prefix="deepprior-ttq-") as tmp:
-        for name in args.images:
-            clean = read_image(args.data / "set9" / f"{name}.png").pixels
-            clean = center_crop(clean, args.crop, args.crop)
-            noisy = add_noise(clean, args.sigma / 255, seed=args.seed)
+        for name, clean in harness.images(args.data, "set9", todo, crop=args.crop):
+            noisy = harness.noisy(clean, args.sigma, seed=args.seed)
             noisy_path, out = Path(tmp) / f"{name}.png", Path(tmp) / f"{name}_out.png"
             write_image(noisy_path, noisy)
             seconds, record = default_command(noisy_path, out, args.options.split())
@@ -96,13 +107,14 @@ def main() -> int:
             rows.append(row)
             print(f"{name}: {row['default']['psnr']:.2f} dB in {seconds:.1f} s ({record['iterations_run']} steps, "
                   f"{record['preset']}, {record['precision']})", flush=True)
-            per_step.append(paper_seconds_per_step(args.crop))  # interleaved: the load may change
-    paper_seconds = min(per_step) * args.paper_steps  # the least disturbed measurement: the harder bar for us
-    for row in rows:
-        row["paper_seconds"] = paper_seconds
-        row["time_ratio"] = row["default"]["seconds"] / paper_seconds
-    lines = ["| image | paper recipe PSNR (3000 steps) | paper + auto stop PSNR | CBM3D PSNR | paper time (s) | "
-             "default PSNR | default time (s) | steps | time / paper |", "|---|---|---|---|---|---|---|---|---|"]
+            timed()
+            results.save()
+    if not rows:
+        print("no finished rows")
+        return 0
+    paper_seconds = rows[0]["paper_seconds"]
+    lines = [("| image | paper recipe PSNR (3000 steps) | paper + auto stop PSNR | CBM3D PSNR | paper time (s) | "
+              "default PSNR | default time (s) | steps | time / paper |"), "|---|---|---|---|---|---|---|---|---|"]
 
     def cell(row: dict[str, Any], key: str) -> str:
         return f"{row[key]:.2f}" if key in row else "-"
@@ -124,11 +136,6 @@ def main() -> int:
                  f"{paper_seconds:.0f} | **{mean_default:.2f}** | {mean_time:.1f} | {mean_steps:.0f} | "
                  f"1/{paper_seconds / mean_time:.1f} |")
     print("\n".join(lines))
-    result = {"config": {k: str(v) for k, v in vars(args).items()}, "paper_seconds_per_step": per_step,
-              "rows": rows, "machine": {"cpu": platform.processor() or platform.machine(),
-                                        "threads": torch.get_num_threads(), "torch": torch.__version__}}
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result, indent=1))
     return 0
 
 

@@ -8,8 +8,11 @@ import pytest
 import torch
 from conftest import tiny_preset
 
-from deepprior.engine import run
-from deepprior.imageio import to_tensor
+from deepprior.fitting import Checkpoint
+from deepprior.jobs import InputError, Job, TaskOptions
+from deepprior.measurement import Measurement
+from deepprior.pipeline import Settings, restore
+from deepprior.tasks import job_from_arrays
 
 
 def _interrupt_after(n: int):
@@ -21,38 +24,56 @@ def _interrupt_after(n: int):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, clean_rgb: np.ndarray, precision: str) -> None:
-    noisy = to_tensor(np.clip(clean_rgb[:24, :24] + 0.1 * np.random.default_rng(0).standard_normal((24, 24, 3)), 0, 1))
+    noisy = np.clip(clean_rgb[:24, :24] + 0.1 * np.random.default_rng(0).standard_normal((24, 24, 3)), 0, 1)
+    job = job_from_arrays("denoise", {"image": noisy}, TaskOptions(sigma=0.1))
     preset = tiny_preset(30, ema_weight=0.9, ema_debias=True, backtrack_db=5.0, param_noise=0.01)
-    kwargs = dict(image_size=(24, 24), seed=3, stop="auto", sigma=0.1, precision=precision)
-    whole, _, _ = run(noisy, None, preset, **kwargs)
+    settings = Settings(preset=preset, seed=3, stop="auto", precision=precision, device="cpu")
+    whole = restore(job, settings)
     ckpt = tmp_path / "run.ckpt"
-    first, _, _ = run(noisy, None, preset, checkpoint=str(ckpt), checkpoint_every=7,
-                      callbacks=[_interrupt_after(12)], **kwargs)
-    assert first.iterations_run == 12 and ckpt.exists()
-    resumed, _, seed = run(noisy, None, preset, checkpoint=str(ckpt), resume=True,
-                           **{**kwargs, "seed": None})
-    assert seed == 3 and resumed.iterations_run == whole.iterations_run
-    assert torch.equal(resumed.output, whole.output)
-    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
-    assert resumed.stopping == whole.stopping
+    first = restore(job, Settings(preset=preset, seed=3, stop="auto", precision=precision, device="cpu",
+                                  checkpoint=str(ckpt), checkpoint_every=7, callbacks=(_interrupt_after(12),)))
+    assert first.result.iterations_run == 12 and first.result.stop_reason == "interrupted (test)"
+    saved = Checkpoint.load(ckpt)
+    assert saved["iteration"] == 12 and saved["seed"] == 3 and saved["precision"] == precision
+    # resuming takes the seed from the checkpoint, whatever the settings say
+    resumed = restore(job, Settings(preset=preset, seed=None, stop="auto", precision=precision, device="cpu",
+                                    checkpoint=str(ckpt), resume=True))
+    assert resumed.seed == 3 and resumed.result.iterations_run == whole.result.iterations_run == 30
+    assert torch.equal(resumed.result.output, whole.result.output)
+    assert np.array_equal(resumed.image, whole.image)
+    assert [h["loss"] for h in resumed.result.history] == [h["loss"] for h in whole.result.history]
+    assert resumed.result.stopping == whole.result.stopping
+    assert resumed.result.backtracks == whole.result.backtracks
 
 
 def test_resume_refuses_another_runs_checkpoint(tmp_path: Path, clean_rgb: np.ndarray) -> None:
-    y = to_tensor(clean_rgb[:16, :16])
     ckpt = tmp_path / "run.ckpt"
-    run(y, None, tiny_preset(3), image_size=(16, 16), seed=0, iterations=3, checkpoint=str(ckpt))
-    with pytest.raises(ValueError, match="another run"):
-        run(to_tensor(clean_rgb[:32, :32]), None, tiny_preset(3), image_size=(32, 32), iterations=3,
-            checkpoint=str(ckpt), resume=True)
+    restore(Job("restore", Measurement(clean_rgb[:16, :16])),
+            Settings(preset=tiny_preset(3), seed=0, iterations=3, checkpoint=str(ckpt), device="cpu"))
+    assert ckpt.exists()
+    calls: list[int] = []
+    other = Job("restore", Measurement(clean_rgb[:32, :32]))
+    with pytest.raises(InputError, match="another run"):
+        restore(other, Settings(preset=tiny_preset(3), iterations=3, checkpoint=str(ckpt), resume=True, device="cpu",
+                                callbacks=(lambda s: calls.append(s.iteration),)))
+    assert calls == []  # refused before any fitting
+    with pytest.raises(InputError, match="does not exist"):
+        restore(other, Settings(preset=tiny_preset(3), checkpoint=str(tmp_path / "none.ckpt"), resume=True))
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="not a deepprior checkpoint"):
+        restore(other, Settings(preset=tiny_preset(3), checkpoint=str(tmp_path / "junk.ckpt"), resume=True))
 
 
-def test_cli_sigterm_writes_checkpoint_and_output_then_resume_matches(tmp_path: Path, clean_rgb: np.ndarray) -> None:
+def test_cli_sigterm_writes_checkpoint_and_output_then_resume_matches(tmp_path: Path, clean_rgb: np.ndarray,
+                                                                      monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """SIGTERM stops the command cleanly at the next step (exit 130, the output so far and the checkpoint
+    written, a hint to resume); resuming from the command line writes exactly the uninterrupted run's image.
+    In-process, the signal sent to this process right after the first checkpoint is written (so at a known step)."""
     import json
+    import os
     import signal
-    import subprocess
-    import sys
-    import time
 
+    from deepprior.cli import main
     from deepprior.imageio import read_image, write_image
 
     write_image(tmp_path / "noisy.png", np.clip(clean_rgb[:32, :32] + 0.1 * np.random.default_rng(1)
@@ -60,22 +81,33 @@ def test_cli_sigterm_writes_checkpoint_and_output_then_resume_matches(tmp_path: 
     recipe = tmp_path / "tiny.json"
     recipe.write_text(json.dumps({"base": "denoise", "name": "tiny", "input_channels": 8,
                                   "net_options": {"channels_down": [8, 16], "channels_up": [8, 16],
-                                                  "channels_skip": [2, 2]}, "fit": {"iterations": 150}}))
-    common = ["denoise", str(tmp_path / "noisy.png"), "--preset", str(recipe), "--iterations", "150", "--seed", "0",
-              "--sigma", "25", "-q"]
-    command = [sys.executable, "-m", "deepprior.cli"]
-    whole = tmp_path / "whole.png"
-    subprocess.run([*command, *common, "-o", str(whole)], check=True)
-    ckpt, part = tmp_path / "run.ckpt", tmp_path / "part.png"
-    process = subprocess.Popen([*command, *common, "-o", str(part), "--checkpoint", str(ckpt),
-                                "--checkpoint-every", "10"], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not ckpt.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 130 and "stopped by SIGTERM" in err and "--resume" in err
-    assert part.exists() and ckpt.exists()  # the best output so far, and where it got to
-    resumed = tmp_path / "resumed.png"
-    subprocess.run([*command, *common, "-o", str(resumed), "--checkpoint", str(ckpt), "--resume"], check=True)
+                                                  "channels_skip": [2, 2]}, "fit": {"iterations": 40}}))
+    common = ["denoise", str(tmp_path / "noisy.png"), "--preset", str(recipe), "--iterations", "40", "--seed", "0",
+              "--sigma", "25", "--device", "cpu", "--precision", "fp32", "-q"]
+    whole, part, resumed, ckpt = (tmp_path / name for name in ("whole.png", "part.png", "resumed.png", "run.ckpt"))
+    assert main([*common, "-o", str(whole)]) == 0
+
+    saves: list[int] = []
+    original_save = Checkpoint.save
+
+    def save_then_signal(self: Checkpoint, payload: dict) -> None:
+        original_save(self, payload)
+        saves.append(payload["iteration"])
+        if len(saves) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(Checkpoint, "save", save_then_signal)
+    # should the command's handler not be in place, the signal must not end the test session
+    previous = signal.signal(signal.SIGTERM, lambda *_: pytest.fail("SIGTERM reached the default handler"))
+    try:
+        code = main([*common, "-o", str(part), "--checkpoint", str(ckpt), "--checkpoint-every", "10"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 130 and "stopped by SIGTERM" in err and "--resume" in err
+    assert saves == [10, 11]  # the step after the signal was the last, and saved
+    assert part.exists() and Checkpoint.load(ckpt)["iteration"] == 11
+    assert main([*common, "-o", str(resumed), "--checkpoint", str(ckpt), "--resume"]) == 0
     assert np.array_equal(read_image(resumed).pixels, read_image(whole).pixels)
+    assert not np.array_equal(read_image(part).pixels, read_image(whole).pixels)

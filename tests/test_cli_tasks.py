@@ -57,8 +57,8 @@ def test_denoise_cli_improves_and_records(images: Path) -> None:
         assert key in rec
     assert rec["task"] == "denoise" and rec["seed"] == 0 and rec["iterations_run"] <= 150
     # no --iterations: automatic stopping, by the estimated noise level; the record says which rule and why
-    assert rec["stopping"]["rule"] == "discrepancy" and rec["options"]["sigma_source"] == "estimated"
-    assert rec["stopping"]["sigma"] == pytest.approx(rec["options"]["sigma"] / 255)
+    assert rec["stopping"]["rule"] == "discrepancy" and rec["noise"]["source"] == "estimated"
+    assert rec["stopping"]["sigma"] == pytest.approx(rec["noise"]["sigma"])
     assert rec["stop_reason"].startswith(("auto: fit reached", "discrepancy: cap of 150"))
     assert rec["psnr"] > rec["input_psnr"] + 3
     n = rec["iterations_run"]

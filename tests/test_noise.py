@@ -22,7 +22,7 @@ def test_noise_estimate_is_close_and_picks_the_recipe(tmp_path, capsys) -> None:
                  "--record", str(tmp_path / "r.json")]) == 0
     assert "estimated noise sigma" in capsys.readouterr().out
     record = json.loads((tmp_path / "r.json").read_text())
-    assert record["options"]["sigma_source"] == "estimated" and record["preset"] == "denoise-50"
+    assert record["noise"]["source"] == "estimated" and record["preset"] == "denoise-50"
     write_image(tmp_path / "noisy25.png", add_noise(clean[:64, :64], 25 / 255, seed=0))
     assert main(["denoise", str(tmp_path / "noisy25.png"), "-o", str(tmp_path / "o25.png"), "--iterations", "1",
                  "--record", str(tmp_path / "r25.json")]) == 0

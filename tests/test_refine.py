@@ -1,4 +1,4 @@
-"""The Wiener stage after a denoising fit: what it computes, and where the engine and the CLI use it."""
+"""The Wiener stage after a denoising fit: what it computes, and where the pipeline and the CLI use it."""
 from __future__ import annotations
 
 import json
@@ -68,8 +68,11 @@ def test_bad_arguments_are_refused() -> None:
         wiener_refine(noisy, clean, 0.0)
     with pytest.raises(ValueError, match="both be"):
         wiener_refine(noisy, clean[..., :20], 0.1)
-    tiny = torch.rand(1, 3, 5, 5)
-    assert wiener_refine(tiny, tiny * 0.5, 0.1) is not None  # smaller than a window: the pilot comes back
+    tiny = torch.rand(1, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    pilot = tiny * 0.5
+    assert wiener_refine(tiny, pilot, 0.1) is pilot  # smaller than a window: the pilot comes back
+    mix = wiener_mix(tiny, pilot, 0.1)
+    assert torch.equal(mix.image, pilot) and mix.weights == {} and mix.patches == []
 
 
 def test_principal_colours_are_orthonormal_and_find_the_hue() -> None:
@@ -103,7 +106,7 @@ def test_the_divergence_is_the_trace_of_the_linear_filter() -> None:
     responses of each value to itself, found here one impulse at a time."""
     from deepprior.refine import _wiener
 
-    clean, noisy = _noisy_pair(size=12)
+    clean, noisy = _noisy_pair(size=8)  # even: the stride-2 windows end on the last pixel, so the trace is exact
     for patch, colour, stride in ((6, "principal", 1), (7, "opponent", 1), (4, "opponent", 2)):
         base, divergence = _wiener(noisy, clean, 0.1, patch, stride, 3, colour)
         trace = 0.0
@@ -134,34 +137,65 @@ def test_the_mixture_is_the_single_filter_when_there_is_one_and_gains_on_few_hue
     assert small.patches == [6] and set(small.weights) == {"opponent 6", "principal 6"}
 
 
-def test_engine_runs_the_preset_stage_and_records_it() -> None:
+def _smooth_noisy(size: int = 32, sigma: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth colour image (H, W, 3) and a noisy copy clipped to [0, 1]."""
+    yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
+    clean = np.stack([0.2 + 0.6 * xx, 0.3 + 0.4 * yy * yy, 0.5 + 0.3 * np.sin(3 * xx + 2 * yy)], -1)
+    noisy = np.clip(clean + sigma * np.random.default_rng(0).standard_normal(clean.shape), 0, 1)
+    return clean.astype(np.float32), noisy.astype(np.float32)
+
+
+def test_pipeline_runs_the_stage_and_it_improves_on_the_fit() -> None:
     from dataclasses import replace
 
-    from deepprior.engine import run
-    from deepprior.operators import Downsample
-    from deepprior.presets import get_preset
+    from conftest import tiny_preset
 
-    clean, noisy = _noisy_pair(size=32)
-    fast = get_preset("fast")
-    result, _, _ = run(noisy.clamp(0, 1), None, fast, image_size=(32, 32), iterations=3, seed=0, sigma=0.1,
-                       ground_truth=clean)
+    from deepprior.imageio import from_tensor
+    from deepprior.jobs import TaskOptions
+    from deepprior.metrics import psnr
+    from deepprior.pipeline import Settings, restore
+    from deepprior.tasks import job_from_arrays
+
+    clean, noisy = _smooth_noisy()
+    job = job_from_arrays("denoise", {"image": noisy}, TaskOptions(sigma=0.1), ground_truth=clean)
+    preset = replace(tiny_preset(40, reg_noise_std=0.0), refine="wiener")
+    out = restore(job, Settings(preset=preset, seed=0, iterations=40, device="cpu", precision="fp32"))
+    result = out.result
     assert result.refinement["method"] == "wiener" and result.refined is not None
     assert result.refinement["patches"] == [6, 8, 10] and result.refinement["colours"] == ["opponent", "principal"]
     assert abs(sum(result.refinement["weights"].values()) - 1) < 1e-3
-    assert not torch.equal(result.output, result.fitted)
-    assert result.refinement["psnr_refined"] > result.refinement["psnr_fitted"]  # 3 steps: a poor pilot, still a gain
-    plain, _, _ = run(noisy.clamp(0, 1), None, fast, image_size=(32, 32), iterations=3, seed=0, sigma=0.1,
-                      refine=False)
-    assert plain.refined is None and torch.equal(plain.output, plain.fitted)
-    assert torch.equal(plain.fitted, result.fitted)  # the stage never touches the fit
-    paper, _, _ = run(noisy.clamp(0, 1), None, replace(fast, refine=None), image_size=(32, 32), iterations=1,
-                      seed=0, sigma=0.1)
-    assert paper.refinement == {}
-    with pytest.raises(ValueError, match="identity forward model"):
-        run(noisy[..., :16, :16].clamp(0, 1), Downsample(2), get_preset("superres"), image_size=(32, 32),
-            iterations=1, seed=0, refine=True)
+    # the restored image is the refined one, which differs from the fit and is closer to the clean image
+    fitted, refined = from_tensor(result.fitted), from_tensor(result.output)
+    assert result.output is result.refined and np.array_equal(out.image, refined)
+    assert np.abs(refined - fitted).max() > 0.01
+    assert psnr(clean, refined) > psnr(clean, fitted) + 0.3
+    assert psnr(clean, fitted) > psnr(clean, noisy)  # a fair pilot: the fit has denoised already
+    assert result.refinement["psnr_fitted"] == pytest.approx(psnr(clean, fitted), abs=1e-3)
+    assert result.refinement["psnr_refined"] == pytest.approx(psnr(clean, refined), abs=1e-3)
+    assert out.psnr == pytest.approx(psnr(clean, refined), abs=1e-6)
+    plain = restore(job, Settings(preset=preset, seed=0, iterations=40, device="cpu", precision="fp32", refine=False))
+    assert plain.result.refined is None and plain.result.refinement == {}
+    assert torch.equal(plain.result.output, plain.result.fitted)
+    assert torch.equal(plain.result.fitted, result.fitted)  # the stage never touches the fit
+    paper = restore(job, Settings(preset=replace(preset, refine=None), seed=0, iterations=1, device="cpu"))
+    assert paper.result.refinement == {} and paper.result.refined is None
     with pytest.raises(ValueError, match="unknown refinement"):
-        replace(fast, refine="median")
+        replace(preset, refine="median")
+
+
+def test_the_default_denoising_recipe_refines_and_other_tasks_refuse_it() -> None:
+    from deepprior.jobs import InputError, TaskOptions
+    from deepprior.pipeline import Settings, plan, restore
+    from deepprior.tasks import job_from_arrays
+
+    _, noisy = _smooth_noisy()
+    job = job_from_arrays("denoise", {"image": noisy}, TaskOptions(sigma=0.1))
+    out = restore(job, Settings(iterations=1, seed=0, device="cpu"))
+    assert out.preset.name == "fast" and out.result.refinement["method"] == "wiener"
+    assert out.result.refinement["sigma"] == pytest.approx(0.1)
+    small = job_from_arrays("superres", {"image": noisy[:16, :16]}, TaskOptions(scale=2))
+    with pytest.raises(InputError, match="Wiener refinement.*superres does not observe the image directly"):
+        plan(small, Settings(preset="superres", iterations=1, seed=0, refine=True))
 
 
 def test_cli_records_the_stage_and_refuses_it_off_denoising(tmp_path, capsys) -> None:
@@ -189,4 +223,4 @@ def test_cli_records_the_stage_and_refuses_it_off_denoising(tmp_path, capsys) ->
                  "--iterations", "1", "-q"]) == 2
     assert not (tmp_path / "d.png").exists()
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--refine is for denoising" in err[0]
+    assert len(err) == 1 and "Wiener refinement" in err[0] and "superres" in err[0]

@@ -6,6 +6,8 @@ saves screenshots of the page before, during and after a run into
 """
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -16,14 +18,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-gradio = pytest.importorskip("gradio")
-from gradio_client import Client, handle_file  # noqa: E402
+from deepprior.imageio import read_image, write_image
+from deepprior.web.runner import web_tasks
 
-from deepprior.imageio import read_image, write_image  # noqa: E402
+# CI installs the [web] and [test] extras (.ci/run), so there a missing or broken Gradio, Playwright or Chromium
+# is an error, never a skip. Outside CI (or with DEEPPRIOR_ALLOW_SKIP_WEB=1) a checkout without them skips.
+MAY_SKIP = os.environ.get("DEEPPRIOR_ALLOW_SKIP_WEB") == "1" or not os.environ.get("CI")
+if MAY_SKIP and importlib.util.find_spec("gradio") is None:
+    pytest.skip("the web extra is not installed: pip install -e '.[web]' (required in CI)", allow_module_level=True)
+import gradio  # noqa: E402,F401  (installed but broken: an error, not a skip)
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.client import Job  # noqa: E402
+from gradio_client.utils import Status  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # task, mask, editor, preset, scale, sigma, blur, automatic, iterations, seed
 FIVE_STEPS = ("denoise", None, None, "default", 4, 25, 1.6, False, 5, 0)
+
+
+def _wait_for(job: Job, *codes: Status, seconds: float = 120) -> None:
+    """Until the job's status is one of ``codes`` (failing if it ends or time runs out first)."""
+    deadline = time.monotonic() + seconds
+    while job.status().code not in codes:
+        assert not job.done() and time.monotonic() < deadline, f"never reached {codes}: {job.status()}"
+        time.sleep(0.02)
 
 
 def _free_port() -> int:
@@ -52,12 +70,41 @@ def noisy(tmp_path: Path) -> str:
     return str(path)
 
 
-def test_api_client_runs_a_job(server: str, noisy: str) -> None:
-    client = Client(server, verbose=False)
-    live, plot, status, compare, result, record = client.predict(handle_file(noisy), *FIVE_STEPS, api_name="/restore")
-    assert read_image(result).pixels.shape == (40, 48, 3)
+@pytest.fixture(scope="module")
+def client(server: str) -> Client:
+    return Client(server, verbose=False)
+
+
+@pytest.mark.parametrize("task", web_tasks())
+def test_every_offered_task_runs_through_the_api(client: Client, task: str, tmp_path: Path) -> None:
+    """What the page sends for each task, its other controls at their defaults (the page always sends the blur
+    width and the noise level): super-resolution once failed on every input because the blur width reached it as
+    a downsampling kernel."""
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:40, 0:48] / 48
+    clean = np.stack([x, 0.5 + 0.5 * np.sin(6 * y), 0.5 * (x + y)], axis=-1)
+    noisy = np.clip(clean + 0.05 * rng.standard_normal(clean.shape), 0, 1)
+    image = tmp_path / "in.png"
+    write_image(image, clean[::2, ::2] if task == "superres" else noisy)
+    mask = None
+    if task == "inpaint":
+        known = np.ones((40, 48, 1))
+        known[10:20, 8:30] = 0
+        write_image(tmp_path / "mask.png", known)
+        mask = handle_file(str(tmp_path / "mask.png"))
+    # image, task, mask, editor, preset, scale, sigma (0: estimate), blur, automatic, iterations, seed
+    outputs = client.predict(handle_file(str(image)), task, mask, None, "default", 2, 0, 1.6, False, 5, 0,
+                             api_name="/restore")
+    status, result, record = outputs[2], outputs[4], outputs[5]
     assert "Done" in status and "fixed: 5 iterations" in status
-    assert Path(record).read_text().count('"iteration"') == 5
+    assert read_image(result).pixels.shape == (40, 48, 3)  # superres: 24x20 upscaled 2x
+    saved = json.loads(Path(record).read_text())
+    assert saved["task"] == task and saved["iterations_run"] == 5 and len(saved["history"]) == 5
+    assert (saved["image_size"]["height"], saved["image_size"]["width"]) == (40, 48)
+    if task == "superres":
+        assert saved["details"]["scale"] == 2 and saved["details"]["kernel"] == "lanczos2"
+    if task == "deblur":
+        assert saved["details"]["kernel"] == "gaussian:1.6"
 
 
 def test_bad_uploads_get_a_message_and_the_server_stays_up(server: str, noisy: str, tmp_path: Path) -> None:
@@ -77,31 +124,45 @@ def test_bad_uploads_get_a_message_and_the_server_stays_up(server: str, noisy: s
     with pytest.raises(Exception, match="mask is 8x8 but the image is 48x40"):
         client.predict(handle_file(noisy), *inpaint, api_name="/restore")
     # and the next good request is served
-    assert read_image(client.predict(handle_file(noisy), *FIVE_STEPS, api_name="/restore")[4]).pixels.shape == (40, 48, 3)
+    result = client.predict(handle_file(noisy), *FIVE_STEPS, api_name="/restore")[4]
+    assert read_image(result).pixels.shape == (40, 48, 3)
 
 
-def test_two_jobs_queue_one_after_the_other(server: str, noisy: str) -> None:
-    from gradio_client.utils import Status
-
-    client = Client(server, verbose=False)
+def test_jobs_wait_in_the_queue_and_run_one_at_a_time(client: Client, noisy: str) -> None:
+    """concurrency=1: jobs sent while one runs wait in order, are told their place, and finish in that order."""
     slow = ("denoise", None, None, "default", 4, 25, 1.6, False, 60, 0)
-    first = client.submit(handle_file(noisy), *slow, api_name="/restore")
-    time.sleep(0.5)
-    second = client.submit(handle_file(noisy), *FIVE_STEPS, api_name="/restore")
-    ranks = []
-    while not second.done():
-        status = second.status()
-        if status.code == Status.IN_QUEUE and status.rank is not None:
-            ranks.append(status.rank)
+    finished: list[str] = []
+    first = client.submit(handle_file(noisy), *slow, api_name="/restore",
+                          result_callbacks=lambda *_: finished.append("first"))
+    _wait_for(first, Status.PROCESSING, Status.ITERATING)
+    second = client.submit(handle_file(noisy), *FIVE_STEPS, api_name="/restore",
+                           result_callbacks=lambda *_: finished.append("second"))
+    _wait_for(second, Status.IN_QUEUE)  # it has arrived, so the third arrives after it
+    third = client.submit(handle_file(noisy), *FIVE_STEPS, api_name="/restore",
+                          result_callbacks=lambda *_: finished.append("third"))
+    ranks: dict[str, set[int]] = {"second": set(), "third": set()}
+    deadline = time.monotonic() + 300
+    while not third.done() and time.monotonic() < deadline:
+        for name, job in (("second", second), ("third", third)):
+            status = job.status()
+            if status.code == Status.IN_QUEUE and status.rank is not None:
+                ranks[name].add(status.rank)
         time.sleep(0.05)
-    assert first.done()  # the short job waited for the long one: one run at a time
-    assert read_image(first.result()[4]).pixels.shape == read_image(second.result()[4]).pixels.shape == (40, 48, 3)
-    assert ranks and ranks[0] >= 0  # the second job waited in the queue, and was told its place
+    for job in (first, second, third):
+        assert read_image(job.result(timeout=60)[4]).pixels.shape == (40, 48, 3)
+    while len(finished) < 3 and time.monotonic() < deadline:  # callbacks run just after a job is done
+        time.sleep(0.02)
+    # five steps take far less than sixty: with two runs at a time the second would have finished first
+    assert finished == ["first", "second", "third"]
+    assert 1 in ranks["third"] and 0 in ranks["second"]  # the third was told one job was ahead of it
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (.ci/run installs it)")
+@pytest.mark.skipif(MAY_SKIP and not os.path.exists(CHROMIUM),
+                    reason="Debian's chromium is not installed (.ci/run installs it; required in CI)")
 def test_browser_upload_run_download(server: str, noisy: str, tmp_path: Path) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
+    if MAY_SKIP and importlib.util.find_spec("playwright") is None:
+        pytest.skip("playwright is not installed: pip install -e '.[test]' (required in CI)")
+    import playwright.sync_api as playwright
     shots = Path(os.environ.get("DEEPPRIOR_SCREENSHOTS", tmp_path / "shots"))
     shots.mkdir(parents=True, exist_ok=True)
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -134,25 +195,6 @@ def test_browser_upload_run_download(server: str, noisy: str, tmp_path: Path) ->
     assert all((shots / f"{name}.png").stat().st_size > 10_000 for name in ("before", "during", "after"))
 
 
-def test_serve_without_gradio_says_how_to_install(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    import builtins
-
-    from deepprior.cli import main
-
-    real_import = builtins.__import__
-
-    def no_gradio(name: str, *args: object, **kwargs: object) -> object:
-        if name == "gradio" or name.startswith("gradio."):
-            raise ImportError("No module named 'gradio'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_gradio)
-    assert main(["serve"]) == 2
-    assert "pip install 'deepprior[web]'" in capsys.readouterr().err
-
-
-
-
 def test_painted_strokes_become_the_mask(tmp_path: Path) -> None:
     from deepprior.web.app import _drawn_mask
 
@@ -165,13 +207,10 @@ def test_painted_strokes_become_the_mask(tmp_path: Path) -> None:
 
 
 def test_a_cancelled_job_frees_its_slot(server: str, noisy: str) -> None:
-    from gradio_client.utils import Status
-
     client = Client(server, verbose=False)
     endless = ("denoise", None, None, "default", 4, 25, 1.6, False, 100_000, 0)
     first = client.submit(handle_file(noisy), *endless, api_name="/restore")
-    while first.status().code not in (Status.PROCESSING, Status.ITERATING):
-        time.sleep(0.1)
+    _wait_for(first, Status.PROCESSING, Status.ITERATING)
     time.sleep(2)
     first.cancel()  # what Gradio does for a closed tab
     start = time.monotonic()

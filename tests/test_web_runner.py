@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from deepprior.imageio import read_image, write_image
-from deepprior.web.runner import STOPPED_BY_USER, InputProblem, RestoreRun
+from deepprior.web.runner import STOPPED_BY_USER, InputProblem, RestoreRun, web_tasks
 
 
 @pytest.fixture
@@ -85,3 +85,41 @@ def test_only_named_recipes_are_accepted(tmp_path: Path, noisy: str) -> None:
     recipe.write_text('{"base": "denoise"}')
     with pytest.raises(InputProblem, match="unknown recipe"):
         RestoreRun("denoise", noisy, tmp_path / "run", preset=str(recipe))
+
+
+def test_each_task_takes_only_its_own_options(tmp_path: Path, noisy: str) -> None:
+    """The page sends every control's value; a task uses the ones it takes and ignores the rest (built only,
+    not run)."""
+    assert {"denoise", "superres", "inpaint", "deblur", "dejpeg"} <= set(web_tasks())  # each runs in test_web_app
+    given = {"scale": 3, "sigma": 25, "kernel": "gaussian:1.6"}  # the deblur blur width, as the page words it
+    superres = RestoreRun("superres", noisy, tmp_path / "s", scale=3, sigma=25, iterations=5, seed=0)
+    assert superres.job.image_size == (96, 120) and superres.job.details == {"scale": 3, "kernel": "lanczos2"}
+    assert superres.sigma is None  # a noiseless measurement: the noise level does not apply
+    denoise = RestoreRun("denoise", noisy, tmp_path / "n", **given, iterations=5, seed=0)
+    assert denoise.job.image_size == (32, 40) and denoise.sigma == pytest.approx(25 / 255)
+    deblur = RestoreRun("deblur", noisy, tmp_path / "b", **given, iterations=5, seed=0)
+    assert deblur.job.image_size == (32, 40) and deblur.job.details["kernel"] == "gaussian:1.6"
+    dejpeg = RestoreRun("dejpeg", noisy, tmp_path / "j", **given, iterations=5, seed=0)
+    assert dejpeg.job.image_size == (32, 40) and dejpeg.sigma is None
+    with pytest.raises(InputProblem, match="needs scale"):
+        RestoreRun("superres", noisy, tmp_path / "x", kernel="gaussian:1.6")
+    with pytest.raises(InputProblem, match="unknown kernel"):  # so the page must not send the blur width to superres
+        RestoreRun("superres", noisy, tmp_path / "y", scale=2, kernel="gaussian:1.6")
+
+
+def test_serve_without_gradio_says_how_to_install(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    import builtins
+
+    from deepprior.cli import main
+
+    real_import = builtins.__import__
+
+    def no_gradio(name: str, *args: object, **kwargs: object) -> object:
+        if name == "gradio" or name.startswith("gradio."):
+            raise ImportError("No module named 'gradio'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_gradio)
+    assert main(["serve"]) == 2
+    assert "pip install 'deepprior[web]'" in capsys.readouterr().err

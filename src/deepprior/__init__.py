@@ -9,8 +9,7 @@ Three ways in, one engine underneath:
   :mod:`deepprior.operators`, :func:`fit`, :mod:`deepprior.presets`;
 - the ``deepprior`` command.
 """
-__version__ = "0.1.0"
-
+from deepprior.version import __version__
 from deepprior.api import deblur, dejpeg, denoise, flash_no_flash, inpaint, restore, run_task, super_resolve
 from deepprior.fitting import FitConfig, FitResult, fit
 from deepprior.presets import PRESETS, Preset, get_preset

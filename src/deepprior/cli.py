@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from deepprior import __version__
+from deepprior.version import __version__
 from deepprior.jobs import InputError, TaskOptions, check_kernel_fits, gaussian_sigma, read_kernel
 
 if TYPE_CHECKING:

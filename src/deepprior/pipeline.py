@@ -87,8 +87,8 @@ class Settings:
 
 @dataclass
 class Plan:
-    """What :func:`plan` decided for a job: the recipe, the device and arithmetic, the stopping rule's
-    name, the seed, and the saved state to resume from."""
+    """What :func:`plan` decided for a job: the recipe, the device and arithmetic, the seed, and the saved
+    state to resume from."""
 
     preset: Preset
     device: torch.device
@@ -249,8 +249,9 @@ def _fit_tiles(job: Job, job_plan: Plan, settings: Settings) -> tuple[np.ndarray
     assert settings.tile is not None
     h, w = job.image_size
     multiple = job.details.get("scale", 1)
+    tile = max(settings.tile // multiple * multiple, multiple)  # super-resolution tiles align to the scale
     overlap = max(settings.tile_overlap // multiple * multiple, multiple)
-    boxes = tile_boxes(h, w, settings.tile, overlap, multiple)
+    boxes = tile_boxes(h, w, tile, overlap, multiple)
     pieces, tiles = [], []
     total = FitResult(image=torch.empty(0), average=None, stop_reason=f"tiled: {len(boxes)} tiles")
     for index, box in enumerate(boxes, 1):
@@ -269,7 +270,7 @@ def _fit_tiles(job: Job, job_plan: Plan, settings: Settings) -> tuple[np.ndarray
         total.seconds += result.seconds
         total.parameters, total.precision = result.parameters, result.precision
         total.refinement = result.refinement
-    total.stopping = {"tiles": tiles, "tile": settings.tile, "overlap": overlap}
+    total.stopping = {"tiles": tiles, "tile": tile, "overlap": overlap}
     total.stop_iteration = max(t["stop_iteration"] for t in tiles)
     return assemble(h, w, job.channels, overlap, pieces), total, tiles
 

@@ -1,7 +1,7 @@
 """Named recipes: the paper's experiments, kept as data.
 
 A preset says which generator to build, what to feed it, and how to fit it.
-It is never a copy of the loop: :func:`deepprior.engine.run` reads it. The
+It is never a copy of the loop: :func:`deepprior.pipeline.restore` reads it. The
 values come from the original Deep Image Prior notebooks (Ulyanov, Vedaldi,
 Lempitsky, CVPR 2018 / IJCV 2020), so that improvements are measured against
 the true baseline.
@@ -36,7 +36,7 @@ PAPER_SKIP: Mapping[str, Any] = MappingProxyType(
 
 
 #: Input noise of the ``fast`` preset, chosen on the Set9 128x128 crops at sigma 25 with automatic stopping
-#: (``bench/recipe_probe.py``, network alone): 1/100 gives 29.17 dB after 553 steps on average, 1/80 29.30
+#: (``bench/studies/recipe_probe.py``, network alone): 1/100 gives 29.17 dB after 553 steps on average, 1/80 29.30
 #: after 686, 1/60 29.50 after 854 (the paper's recipe with ``denoise``: 29.87 after 831 steps, each 3x
 #: dearer). 1/60 overruns 1/20 of the paper recipe's time, and after the Wiener stage the choice matters
 #: less: 1/80 gives 30.35, no input noise 30.09 (after 320 steps). The network's 8-channel input and zero
@@ -131,7 +131,7 @@ _PRESETS = [
         task="denoise",
         summary="The default for noise below sigma 40: the paper's layers narrowed at the fine scales, light input "
         "noise, debiased average, automatic stop, then a Wiener stage with the fit as pilot.",
-        reproduces="no paper experiment; chosen by measurement on the Set9 crops (bench/recipe_probe.py)",
+        reproduces="no paper experiment; chosen by measurement on the Set9 crops (bench/studies/recipe_probe.py)",
         net_options={
             "channels_down": (16, 32, 64, 128, 128),
             "channels_up": (16, 32, 64, 128, 128),

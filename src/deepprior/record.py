@@ -16,7 +16,7 @@ def versions() -> dict[str, str]:
     import skimage
     import torch
 
-    from deepprior import __version__
+    from deepprior.version import __version__
 
     return {"deepprior": __version__, "torch": torch.__version__, "numpy": np.__version__, "pillow": PIL.__version__,
             "scikit-image": skimage.__version__, "python": platform.python_version()}

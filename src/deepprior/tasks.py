@@ -130,6 +130,12 @@ def register_task(task: Task) -> Task:
     return task
 
 
+def ensure_registered(task: Task) -> Task:
+    """``task`` in this process's registry: a batch worker receives the driver's entry, so a task registered
+    at run time (a plug-in's, a test's) is known there too."""
+    return _REGISTRY.setdefault(task.name, task)
+
+
 def unregister_task(name: str) -> None:
     """Remove a task (for tests and plug-ins that register one for a while)."""
     _REGISTRY.pop(name, None)

@@ -311,8 +311,10 @@ def _run(config: BatchConfig, source: Path, target: Path, manifest: Manifest) ->
 def _request(config: BatchConfig, source: Path, item: Item, mask_path: Path | None) -> ItemRequest:
     data = (source / item.input).read_bytes()
     mask_data = mask_path.read_bytes() if mask_path else None
+    from deepprior.tasks import get_task
+
     return ItemRequest(config.task, item.input, data, Path(item.output).name, config.options, config.settings,
-                       mask_key=item.mask, mask_data=mask_data)
+                       mask_key=item.mask, mask_data=mask_data, entry=get_task(config.task))
 
 
 def _settle(manifest: Manifest, target: Path, item: Item, outcome: ItemOutcome, retries: int,

@@ -17,6 +17,7 @@ from pathlib import PurePosixPath
 
 from deepprior.jobs import InputError, TaskOptions
 from deepprior.pipeline import Settings
+from deepprior.tasks import Task
 
 __all__ = ["ItemOutcome", "ItemRequest", "restore_item"]
 
@@ -36,6 +37,7 @@ class ItemRequest:
     mask_data: bytes | None = None
     threads: int = 1
     device: str = "auto"
+    entry: Task | None = None  # the driver's registry entry of the task
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,10 @@ def restore_item(request: ItemRequest) -> ItemOutcome:
     from deepprior.imageio import ImageError
     from deepprior.outputs import write_result
     from deepprior.pipeline import restore
-    from deepprior.tasks import JobSpec, build_job
+    from deepprior.tasks import JobSpec, build_job, ensure_registered
 
+    if request.entry is not None:
+        ensure_registered(request.entry)
     torch.set_num_threads(request.threads)
     me = worker_name()
     with tempfile.TemporaryDirectory(prefix="deepprior-item-") as tmp:

@@ -40,7 +40,7 @@ __all__ = [
 
 RULES = ("auto", "fixed", "oracle")
 # auto's settling threshold for clean measurements: the 100-step window mean moving by less than this
-# (about 57 dB below the signal) over 100 steps. Chosen on the recorded Set5 x4 runs (bench/stopping_study.py).
+# (about 57 dB below the signal) over 100 steps. Chosen on the recorded Set5 x4 runs (bench/studies/stopping_study.py).
 AUTO_PLATEAU = 2e-6
 
 

@@ -22,7 +22,7 @@ class Mask(Operator):
 
     def __init__(self, mask: np.ndarray | torch.Tensor) -> None:
         super().__init__()
-        m = torch.as_tensor(np.asarray(mask, dtype=np.float32) if not torch.is_tensor(mask) else mask).float()
+        m = torch.tensor(np.asarray(mask, dtype=np.float32)) if not torch.is_tensor(mask) else mask.detach().clone().float()
         if m.ndim == 2:
             m = m[None, None]
         elif m.ndim == 3:
