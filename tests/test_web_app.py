@@ -2,7 +2,8 @@
 
 The browser test needs Debian's ``chromium`` (``.ci/run`` installs it); it
 saves screenshots of the page before, during and after a run into
-``$DEEPPRIOR_SCREENSHOTS`` when set (that is how ``docs/web/`` was made).
+``$DEEPPRIOR_SCREENSHOTS`` when set. The screenshots in ``docs/web/`` come
+from a real default run on a photo: ``bench/web_screenshots.py``.
 """
 from __future__ import annotations
 

@@ -147,7 +147,7 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
                                 elem_id="live")
                 status = gr.Markdown("Upload an image, pick a task and press Run.", elem_id="status")
                 plot = gr.LinePlot(x="iteration", y="value", color="series", label="Loss and stop detector",
-                                   y_title="value (log scale)", height=220)
+                                   y_title="value (log scale)", height=280)
                 compare = gr.ImageSlider(label="Before / after", type="numpy", format="png", elem_id="compare")
                 with gr.Row():
                     result_file = gr.File(label="Restored image (PNG)", elem_id="result-file")
@@ -188,7 +188,11 @@ def _controls(task: str) -> tuple[str, ...]:
     return web.controls if web is not None else ()
 
 
-def _plot(curves: list[tuple[int, str, float]]) -> pd.DataFrame:
+def _plot(curves: list[tuple[int, str, float]]) -> Any:
+    """The curves as the plot's data; nothing until there is a point (Gradio types the plot's axes from its
+    first value, and an empty frame would make them categorical for the whole run)."""
+    if not curves:
+        return gr.skip()
     frame = pd.DataFrame(curves, columns=["iteration", "series", "value"])
     frame["value"] = np.log10(frame["value"].clip(lower=1e-12))
     return frame
