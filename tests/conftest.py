@@ -46,3 +46,14 @@ def tiny_preset(iterations: int = 100, **fit: object) -> Preset:
 @pytest.fixture
 def tiny() -> type:
     return tiny_preset  # type: ignore[return-value]
+
+
+def require(module: str) -> object:
+    """Import an optional extra's module for a test: skipped where the extra is not installed, but an error in
+    CI (``CI`` set), where ``.ci/run`` installs every extra and a skip would hide a broken install."""
+    import importlib
+    import os
+
+    if os.environ.get("CI"):
+        return importlib.import_module(module)
+    return pytest.importorskip(module)

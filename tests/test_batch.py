@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import require
 from deepprior.batch.manifest import FILENAME, Manifest
 from deepprior.cli import main
 from deepprior.imageio import read_image, write_image
@@ -226,12 +227,17 @@ def test_a_killed_worker_is_replaced_and_its_image_redone(tmp_path: Path) -> Non
     names = [f"{i}.png" for i in range(3)]
     _images(source, names)
     driver = subprocess.Popen([*COMMAND, *_batch(source, out, _recipe(tmp_path), "--iterations", "400", "--workers",
-                                                 "1", "-q")])
-    pid: list[int] = []
-    _wait_for(lambda: bool(pid.append(_running_worker(out)) or pid[-1]))
-    time.sleep(0.5)
-    os.kill(pid[-1], signal.SIGKILL)
-    assert driver.wait(180) == 0
+                                                 "1", "-q")], start_new_session=True)
+    try:
+        pid: list[int] = []
+        _wait_for(lambda: bool(pid.append(_running_worker(out)) or pid[-1]))
+        time.sleep(0.5)
+        os.kill(pid[-1], signal.SIGKILL)
+        assert driver.wait(180) == 0
+    finally:  # a failed wait must not leave the driver and its workers running after the test
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
     rows = _rows(out)
     assert all(r["status"] == "done" for r in rows.values())
     assert sorted(r["attempts"] for r in rows.values()) == [1, 1, 2]
@@ -280,7 +286,7 @@ def test_sigterm_stops_the_batch_cleanly(tmp_path: Path) -> None:
 
 
 def test_ray_and_the_local_pool_give_the_same_outputs(tmp_path: Path) -> None:
-    pytest.importorskip("ray")
+    require("ray")
     source = tmp_path / "in"
     names = ["a.png", "b.png", "deep/c.png"]
     _images(source, names)
@@ -313,7 +319,7 @@ def _ray_task_pids() -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes through /proc")
 def test_a_ray_task_whose_worker_dies_is_run_again(tmp_path: Path) -> None:
-    pytest.importorskip("ray")
+    require("ray")
     source, out = tmp_path / "in", tmp_path / "out"
     names = ["a.png", "b.png"]
     _images(source, names)

@@ -17,7 +17,6 @@ import numpy as np
 
 from deepprior.imageio import atomic_destination, check_output_path, from_tensor, write_image
 from deepprior.jobs import InputError
-from deepprior.record import build_record
 
 __all__ = ["check_targets", "snapshot_callback", "write_report", "write_result"]
 
@@ -82,7 +81,7 @@ def write_result(restored: Any, output: str, record: str | None = None) -> None:
     if record is None:
         write_image(output, restored.image, bit_depth=job.bit_depth, alpha=job.alpha)
         return
-    text = json.dumps(build_record(restored, output=output), indent=1, allow_nan=False) + "\n"
+    text = json.dumps(restored.record(output), indent=1, allow_nan=False) + "\n"
     with atomic_destination(output) as image_temp, atomic_destination(record) as record_temp:
         write_image(image_temp, restored.image, bit_depth=job.bit_depth, alpha=job.alpha)
         with open(record_temp, "w", encoding="utf-8") as handle:

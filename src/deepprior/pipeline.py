@@ -116,6 +116,12 @@ class Restored:
     reference_psnr: float | None = None
     tiles: list[dict[str, Any]] = field(default_factory=list)
 
+    def record(self, output: str | None = None) -> dict[str, Any]:
+        """The run's record (JSON-ready; see :mod:`deepprior.record`), for the result written to ``output``."""
+        from deepprior.record import build_record
+
+        return build_record(self, output=output)
+
 
 def _resolve_preset(job: Job, settings: Settings) -> Preset:
     from deepprior.tasks import TASKS
