@@ -38,9 +38,9 @@ import torch
 
 from deepprior import degrade
 from deepprior.fitting import FitResult
-from deepprior.imageio import read_image, to_tensor
+from deepprior.imageio import read_image
 from deepprior.operators import Blur, Downsample, Mask
-from deepprior.presets import Preset, get_preset
+from deepprior.presets import Preset
 
 # ----------------------------------------------------------------------------------------------------------------
 # data
