@@ -50,6 +50,9 @@ from deepprior.report import comparison_figure
 
 MACHINE = "1 CPU core (taskset), PyTorch CPU"
 MAX_PNG_BYTES = 300_000
+ABOUT = ("Made by bench/gallery.py: each entry ran the real deepprior command (python -m deepprior.cli) as a "
+         "subprocess on a crop of a photo bundled with scikit-image, with the options shown in 'command' plus "
+         "--record; 'seconds' is the command's wall time, 'cpu_seconds' its CPU time.")
 #: Entries whose default run would take far over 15 minutes on one core get a fixed step count instead; the
 #: JSON and the command say so. Their presets cap the automatic stop at 6000 and 5000 steps (and the
 #: automatic stop ran to its cap on the superres entry); at 128x128 a step took about 0.8 s and 0.4 s on the
@@ -119,7 +122,7 @@ def _prepare_superres(work: Path, deepprior_cmd: Callable[..., None]) -> Prepare
     as_uint8 = np.asarray(Image.open(work / "small.png").convert("RGB"))
     bicubic = np.asarray(Image.fromarray(as_uint8).resize((w * 4, h * 4), Image.BICUBIC)).astype(np.float32) / 255
     return Prepared(["superres", "small.png", "-o", "large.png", "--scale", "4"], "large.png", small.pixels, bicubic,
-                    input_label=f"input {w}x{h}", preparation=["deepprior " + shlex.join(degrade)],
+                    input_label=f"input {w}x{h}; bicubic x4", preparation=["deepprior " + shlex.join(degrade)],
                     notes="input PSNR: the low-resolution input upscaled x4 with Pillow's bicubic filter; the figure "
                     "shows the input itself, enlarged with nearest neighbour")
 
@@ -160,8 +163,8 @@ def _prepare_inpaint_text(work: Path, deepprior_cmd: Callable[..., None]) -> Pre
     return Prepared(["inpaint", "photo.png", "--mask", "mask.png", "-o", "filled.png", *_steps("inpaint-text")],
                     "filled.png", photo, photo,
                     input_label="text over the photo", region=missing,
-                    preparation=[f"white text drawn over the crop with Pillow (its default font at 17 px); mask "
-                                 f"black wherever the text touches a pixel ({missing.mean():.1%} of the pixels)"])
+                    preparation=[(f"white text drawn over the crop with Pillow (its default font at 17 px); mask "
+                                  f"black wherever the text touches a pixel ({missing.mean():.1%} of the pixels)")])
 
 
 def _hole_region(size: tuple[int, int]) -> np.ndarray:
@@ -179,8 +182,8 @@ def _prepare_inpaint_hole(work: Path, deepprior_cmd: Callable[..., None]) -> Pre
     return Prepared(["inpaint", "photo.png", "--mask", "mask.png", "-o", "filled.png", "--preset", "inpaint-hole",
                      *_steps("inpaint-hole")],
                     "filled.png", photo, photo, input_label="two holes", region=missing,
-                    preparation=[f"an ellipse and a rectangle blanked to white, mask black there "
-                                 f"({missing.mean():.1%} of the pixels)"])
+                    preparation=[(f"an ellipse and a rectangle blanked to white, mask black there "
+                                  f"({missing.mean():.1%} of the pixels)")])
 
 
 def _prepare_deblur(work: Path, deepprior_cmd: Callable[..., None]) -> Prepared:
@@ -193,8 +196,8 @@ def _prepare_deblur(work: Path, deepprior_cmd: Callable[..., None]) -> Prepared:
     return Prepared(["deblur", "blurry.png", "-o", "sharp.png", "--kernel", "gaussian:1.6"], "sharp.png", blurry,
                     blurry, input_label="blurred + noise",
                     preparation=["deepprior " + shlex.join(degrade),
-                                 "then Gaussian noise of sigma 2 (0-255 scale, numpy seed 0), rounded and clipped "
-                                 "-> blurry.png"])
+                                 ("then Gaussian noise of sigma 2 (0-255 scale, numpy seed 0), rounded and clipped "
+                                  "-> blurry.png")])
 
 
 def _prepare_dejpeg(work: Path, deepprior_cmd: Callable[..., None]) -> Prepared:
@@ -237,11 +240,13 @@ def _deepprior(work: Path, args: list[str], *, log: Path | None = None) -> tuple
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     if log is None:
-        completed = subprocess.run(command, cwd=work, env=_environment(), capture_output=True, text=True)
+        completed = subprocess.run(command, cwd=work, env=_environment(), capture_output=True, text=True,
+                                   check=False)
         output = completed.stdout + completed.stderr
     else:
         with open(log, "w") as stream:
-            completed = subprocess.run(command, cwd=work, env=_environment(), stdout=stream, stderr=subprocess.STDOUT)
+            completed = subprocess.run(command, cwd=work, env=_environment(), stdout=stream, stderr=subprocess.STDOUT,
+                                       check=False)
         output = log.read_text(errors="replace")[-2000:]
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -359,6 +364,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     index = args.out / "gallery.json"
     gallery = json.loads(index.read_text()) if index.exists() else {}
+    gallery["about"] = ABOUT
     gallery.setdefault("entries", {})
     print(f"deepprior {deepprior.__version__} from {deepprior.__file__}", flush=True)
     for name in args.only or list(ENTRIES):
