@@ -524,9 +524,12 @@ def _batch(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     settings = replace(run_settings(args), progress=False)  # the workers show no bars; the driver has one
-    if args.task != "inpaint" and (args.mask_suffix or args.mask_dir):
-        raise InputError("--mask-suffix and --mask-dir are for --task inpaint")
-    mask_suffix = args.mask_suffix or ("_mask" if args.task == "inpaint" and not args.mask_dir else None)
+    from deepprior.tasks import get_task
+
+    takes_mask = "mask" in [slot.role for slot in get_task(args.task).inputs]
+    if not takes_mask and (args.mask_suffix or args.mask_dir):
+        raise InputError(f"--mask-suffix and --mask-dir are for tasks with a mask, not {args.task}")
+    mask_suffix = args.mask_suffix or ("_mask" if takes_mask and not args.mask_dir else None)
     devices: list[str] | None = None
     gpus = 0
     if not args.ray and args.device in ("auto", "cuda"):

@@ -18,9 +18,7 @@ from typing import Any
 
 from deepprior.fitting import FitConfig
 
-__all__ = ["PRESETS", "TASKS", "Preset", "default_denoise_preset", "get_preset", "load_preset"]
-
-TASKS = ("denoise", "superres", "inpaint", "restore", "deblur", "dejpeg", "flash")
+__all__ = ["PRESETS", "Preset", "default_denoise_preset", "get_preset", "load_preset"]
 
 #: The paper's denoising / super-resolution network: 5 scales of 128
 #: channels, 4-channel skips, bilinear upsampling (2,217,831 parameters).
@@ -64,7 +62,8 @@ class Preset:
     Attributes
     ----------
     name : the name used on the command line.
-    task : the task it is meant for (one of :data:`TASKS`).
+    task : the family of tasks it is meant for; a registered task (:mod:`deepprior.tasks`) names the
+        families whose recipes suit it in :attr:`Task.presets`.
     summary : one line on what it is for.
     reproduces : the experiment of the paper it reproduces.
     net, net_options : generator kind and builder options
