@@ -50,7 +50,9 @@ Operator = nn.Module | Callable[[torch.Tensor], torch.Tensor] | None
 def _to_hwc(image: np.ndarray, channel_axis: int | None, name: str = "image") -> tuple[np.ndarray, bool]:
     """``(H, W, C)`` float32 in [0, 1], and whether the input was 2-D."""
     arr = np.asarray(image)
-    if arr.dtype == bool or arr.dtype.kind not in "uif":
+    if arr.dtype == bool:  # a mask: True = 1
+        arr = arr.astype(np.float32)
+    if arr.dtype.kind not in "uif":
         raise ValueError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     arr = img_as_float32(arr)
     if not np.isfinite(arr).all():

@@ -77,6 +77,8 @@ class Settings:
             raise InputError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.tile is not None and self.tile < 32:
             raise InputError(f"tiles must be at least 32 pixels, got {self.tile}")
+        if self.tile is not None and self.tile_overlap >= self.tile:
+            raise InputError(f"the tile overlap ({self.tile_overlap}) must be smaller than the tile ({self.tile})")
         if self.tile_overlap < 0 or self.checkpoint_every < 1:
             raise InputError("the tile overlap must be >= 0 and the checkpoint interval >= 1")
         if self.max_memory is not None and not self.max_memory > 0:
