@@ -188,7 +188,7 @@ CASES = [
      ["badtype.json", "fit.iterations", "whole number"]),
     ("preset-field-bool", ["denoise", "in.png", "-o", "out.png", "--preset", "badbool.json", *EXTRAS],
      ["badbool.json", "fit.ema_debias", "true or false"]),
-    ("tile-not-above-overlap", ["denoise", "in.png", "-o", "out.png", "--tile", "32", *EXTRAS],
+    ("tile-not-above-overlap", ["denoise", "in.png", "-o", "out.png", "--tile", "32", "--record", "r.json", "-q"],
      ["overlap (32)", "tile (32)"]),
     ("preset-top-field-type", ["denoise", "in.png", "-o", "out.png", "--preset", "badtop.json", *EXTRAS],
      ["badtop.json", "input_channels"]),
