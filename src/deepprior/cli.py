@@ -382,16 +382,13 @@ def run_task(args: argparse.Namespace) -> int:
 
 
 def _degrade(args: argparse.Namespace) -> int:
-    from PIL import Image as PILImage
-
-    from deepprior import degrade
+    from deepprior.degrade import degrade_image
     from deepprior.imageio import check_output_path, read_image, write_image
 
     img = read_image(args.input)
-    outputs = [args.output] + ([args.mask_out] if args.mask_out else [])
     if args.mask_out and args.drop is None:
         raise InputError("--mask-out only goes with --drop")
-    for out in outputs:
+    for out in [args.output] + ([args.mask_out] if args.mask_out else []):
         check_output_path(out, args.input)
     if args.mask_out and os.path.abspath(args.mask_out) == os.path.abspath(args.output):
         raise InputError("--mask-out and -o name the same file")
@@ -399,26 +396,15 @@ def _degrade(args: argparse.Namespace) -> int:
         from deepprior.operators import Blur
 
         check_kernel_fits(Blur.gaussian(args.blur), img.height, img.width, f"--blur gaussian:{args.blur:g}")
-    alpha = img.alpha
-    mask = None
-    if args.noise is not None:
-        pixels = degrade.add_noise(img.pixels, args.noise / 255, seed=args.seed)
-    elif args.downscale is not None:
-        pixels = degrade.downscale(img.pixels, args.downscale)
-        if alpha is not None:
-            h, w = pixels.shape[:2]
-            cropped = alpha[: h * args.downscale, : w * args.downscale]
-            alpha = np.asarray(PILImage.fromarray(cropped).resize((w, h), PILImage.LANCZOS)).astype(alpha.dtype)
-    elif args.drop is not None:
-        pixels, mask = degrade.drop_pixels(img.pixels, args.drop, seed=args.seed)
-    else:
-        pixels = degrade.blur(img.pixels, args.blur)
-    write_image(args.output, pixels, bit_depth=img.bit_depth, alpha=alpha)
-    if mask is not None and args.mask_out:
-        write_image(args.mask_out, mask[..., None])
+    made = degrade_image(img.pixels, img.alpha, noise=args.noise / 255 if args.noise is not None else None,
+                         downscale_by=args.downscale, drop=args.drop, blur_sigma=args.blur, seed=args.seed)
+    write_image(args.output, made.pixels, bit_depth=img.bit_depth, alpha=made.alpha)
+    if made.mask is not None and args.mask_out:
+        write_image(args.mask_out, made.mask[..., None])
     if not args.quiet:
-        h, w = pixels.shape[:2]
-        print(f"wrote {args.output} ({w}x{h})" + (f" and {args.mask_out}" if mask is not None and args.mask_out else ""))
+        h, w = made.pixels.shape[:2]
+        print(f"wrote {args.output} ({w}x{h})" + (f" and {args.mask_out}" if made.mask is not None and args.mask_out
+                                                  else ""))
     return 0
 
 

@@ -6,6 +6,8 @@ All functions take and return ``(H, W, C)`` float arrays in [0, 1].
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from PIL import Image as PILImage
@@ -13,7 +15,7 @@ from PIL import Image as PILImage
 from deepprior.imageio import from_tensor, to_tensor
 from deepprior.operators import Blur, bernoulli_mask
 
-__all__ = ["add_noise", "blur", "center_crop", "downscale", "drop_pixels"]
+__all__ = ["Degraded", "add_noise", "blur", "center_crop", "degrade_image", "downscale", "drop_pixels"]
 
 
 def add_noise(image: np.ndarray, sigma: float, *, seed: int | None = None) -> np.ndarray:
@@ -80,3 +82,41 @@ def center_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
     if top < 0 or left < 0:
         raise ValueError(f"cannot crop {height}x{width} from {image.shape[0]}x{image.shape[1]}")
     return image[top : top + height, left : left + width]
+
+
+@dataclass
+class Degraded:
+    """What :func:`degrade_image` made: the pixels, the transparency at their size, and the mask of a pixel drop."""
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None
+    mask: np.ndarray | None = None
+
+
+def degrade_image(pixels: np.ndarray, alpha: np.ndarray | None = None, *, noise: float | None = None,
+                  downscale_by: int | None = None, drop: float | None = None, blur_sigma: float | None = None,
+                  seed: int | None = None) -> Degraded:
+    """One corruption of an image (and its transparency): Gaussian ``noise`` (0-1 scale), Lanczos
+    ``downscale_by``, a pixel ``drop`` probability, or a Gaussian blur of ``blur_sigma`` pixels.
+
+    >>> out = degrade_image(np.ones((8, 8, 1), np.float32), downscale_by=2)
+    >>> out.pixels.shape, out.mask
+    ((4, 4, 1), None)
+    """
+    chosen = [v is not None for v in (noise, downscale_by, drop, blur_sigma)]
+    if sum(chosen) != 1:
+        raise ValueError("choose one corruption: noise, downscale, drop or blur")
+    if noise is not None:
+        return Degraded(add_noise(pixels, noise, seed=seed), alpha)
+    if downscale_by is not None:
+        small = downscale(pixels, downscale_by)
+        if alpha is not None:
+            h, w = small.shape[:2]
+            cropped = alpha[: h * downscale_by, : w * downscale_by]
+            alpha = np.asarray(PILImage.fromarray(cropped).resize((w, h), PILImage.LANCZOS)).astype(alpha.dtype)
+        return Degraded(small, alpha)
+    if drop is not None:
+        dropped, mask = drop_pixels(pixels, drop, seed=seed)
+        return Degraded(dropped, alpha, mask)
+    assert blur_sigma is not None
+    return Degraded(blur(pixels, blur_sigma), alpha)
