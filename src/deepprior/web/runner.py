@@ -163,7 +163,7 @@ class RestoreRun:
 
     def _work(self) -> None:
         try:
-            restored = restore(self.job, self.settings)
+            restored = restore(self.job, self.settings, self.plan)  # checked when the run was made
             self.output_path = self.workdir / "restored.png"
             self.record_path = self.workdir / "record.json"
             write_result(restored, str(self.output_path), str(self.record_path))
