@@ -165,6 +165,68 @@ def problem(task: str, clean: np.ndarray, seed: int, **options: Any) -> Problem:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# classical baselines and scores
+
+
+def resize(pixels: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray:
+    """``(H, W, C)`` resized to ``size`` = (width, height) with a Pillow filter, plane by plane in float."""
+    from PIL import Image as PILImage
+
+    planes = [np.asarray(PILImage.fromarray(pixels[..., c].astype(np.float32), mode="F").resize(size, resample))
+              for c in range(pixels.shape[2])]
+    return np.clip(np.stack(planes, axis=-1), 0, 1).astype(np.float32)
+
+
+def baselines(task: str, clean: np.ndarray, corrupted: np.ndarray,
+              extra: dict[str, Any]) -> dict[str, Callable[[], np.ndarray]]:
+    """The classical methods for ``task``, each as a call that computes its estimate (so it can be timed):
+    CBM3D (BM3D for grey), NLM and TV for denoising (``extra["sigma"]``, [0, 1] scale); bicubic and Lanczos
+    for super-resolution; biharmonic inpainting (``extra["mask"]``, 1 = known)."""
+    from PIL import Image as PILImage
+
+    out: dict[str, Callable[[], np.ndarray]] = {}
+    if task == "denoise":
+        import bm3d
+        from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, estimate_sigma
+
+        sigma = extra["sigma"]
+        if clean.shape[2] == 3:
+            out["CBM3D"] = lambda: np.clip(bm3d.bm3d_rgb(corrupted, sigma), 0, 1).astype(np.float32)
+        else:
+            out["BM3D"] = lambda: np.clip(bm3d.bm3d(corrupted[..., 0], sigma), 0, 1)[..., None].astype(np.float32)
+
+        def nlm() -> np.ndarray:
+            s_est = float(np.mean(estimate_sigma(corrupted, channel_axis=-1)))
+            return denoise_nl_means(corrupted, h=0.8 * s_est, sigma=s_est, fast_mode=True, patch_size=5,
+                                    patch_distance=6, channel_axis=-1).astype(np.float32)
+
+        out["NLM"] = nlm
+        out["TV"] = lambda: denoise_tv_chambolle(corrupted, weight=sigma, channel_axis=-1).astype(np.float32)
+    elif task == "superres":
+        size = (clean.shape[1], clean.shape[0])
+        out["bicubic"] = lambda: resize(corrupted, size, PILImage.BICUBIC)
+        out["Lanczos"] = lambda: resize(corrupted, size, PILImage.LANCZOS)
+    else:
+        from skimage.restoration import inpaint_biharmonic
+
+        missing = extra["mask"] < 0.5
+        out["biharmonic"] = lambda: np.clip(inpaint_biharmonic(corrupted, missing, channel_axis=-1), 0,
+                                            1).astype(np.float32)
+    return out
+
+
+def score(task: str, clean: np.ndarray, estimate: np.ndarray, scale: int) -> tuple[float, float]:
+    """PSNR and SSIM as the paper's tables compute them: BT.601 luma with a ``scale``-pixel border for
+    super-resolution, all channels of the whole image otherwise."""
+    from deepprior.metrics import psnr, psnr_sr, ssim
+
+    if task == "superres":
+        inner = (slice(scale, -scale), slice(scale, -scale))
+        return psnr_sr(clean, estimate, scale), ssim(clean[inner], estimate[inner])
+    return psnr(clean, estimate), ssim(clean, estimate)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # fitting
 
 

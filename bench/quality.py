@@ -41,7 +41,7 @@ from PIL import Image as PILImage
 from deepprior.fitting import Oracle, StoppingRule, WindowedVariance, make_rule
 from deepprior.fitting.stopping import AUTO_PLATEAU
 from deepprior.imageio import from_tensor, to_tensor
-from deepprior.metrics import psnr, psnr_sr, ssim
+from deepprior.metrics import psnr_sr
 from deepprior.noise import estimate_sigma
 from deepprior.presets import get_preset
 
@@ -105,50 +105,6 @@ class Watcher:
         return self.rule.selection() or self._at_stop
 
 
-def _resize(pixels: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray:
-    planes = [np.asarray(PILImage.fromarray(pixels[..., c].astype(np.float32), mode="F").resize(size, resample))
-              for c in range(pixels.shape[2])]
-    return np.clip(np.stack(planes, axis=-1), 0, 1).astype(np.float32)
-
-
-def _baselines(task: str, clean: np.ndarray, corrupted: np.ndarray, extra: dict[str, Any]) -> dict[str, Callable[[], np.ndarray]]:
-    """The classical methods for ``task``, each as a call that computes its estimate (so it can be timed)."""
-    out: dict[str, Callable[[], np.ndarray]] = {}
-    if task == "denoise":
-        import bm3d
-        from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, estimate_sigma
-
-        sigma = extra["sigma"]
-        if clean.shape[2] == 3:
-            out["CBM3D"] = lambda: np.clip(bm3d.bm3d_rgb(corrupted, sigma), 0, 1).astype(np.float32)
-        else:
-            out["BM3D"] = lambda: np.clip(bm3d.bm3d(corrupted[..., 0], sigma), 0, 1)[..., None].astype(np.float32)
-
-        def nlm() -> np.ndarray:
-            s_est = float(np.mean(estimate_sigma(corrupted, channel_axis=-1)))
-            return denoise_nl_means(corrupted, h=0.8 * s_est, sigma=s_est, fast_mode=True, patch_size=5,
-                                    patch_distance=6, channel_axis=-1).astype(np.float32)
-
-        out["NLM"] = nlm
-        out["TV"] = lambda: denoise_tv_chambolle(corrupted, weight=sigma, channel_axis=-1).astype(np.float32)
-    elif task == "superres":
-        size = (clean.shape[1], clean.shape[0])
-        out["bicubic"] = lambda: _resize(corrupted, size, PILImage.BICUBIC)
-        out["Lanczos"] = lambda: _resize(corrupted, size, PILImage.LANCZOS)
-    else:
-        from skimage.restoration import inpaint_biharmonic
-
-        missing = extra["mask"] < 0.5
-        out["biharmonic"] = lambda: np.clip(inpaint_biharmonic(corrupted, missing, channel_axis=-1), 0, 1).astype(np.float32)
-    return out
-
-
-def _score(task: str, clean: np.ndarray, estimate: np.ndarray, scale: int) -> tuple[float, float]:
-    if task == "superres":
-        return psnr_sr(clean, estimate, scale), ssim(clean[scale:-scale, scale:-scale], estimate[scale:-scale, scale:-scale])
-    return psnr(clean, estimate), ssim(clean, estimate)
-
-
 def evaluate_image(args: argparse.Namespace, name: str, clean: np.ndarray) -> dict[str, Any]:
     seed = args.seed
     options = {"denoise": {"sigma": args.sigma}, "superres": {"scale": args.scale}, "inpaint": {"drop": 0.5}}
@@ -197,7 +153,7 @@ def evaluate_image(args: argparse.Namespace, name: str, clean: np.ndarray) -> di
                            "seconds_per_iteration": result.seconds / result.iterations_run, "precision": result.precision,
                            "methods": {}}
     for method, (it, est) in outputs.items():
-        p, q = _score(args.task, clean, est, args.scale)
+        p, q = harness.score(args.task, clean, est, args.scale)
         stopped = autos[method].would_stop_at or result.iterations_run if method in autos else result.iterations_run
         seconds = result.seconds * stopped / result.iterations_run
         row["methods"][f"deepprior {method}"] = {"psnr": p, "ssim": q, "iteration": it, "seconds": seconds}
@@ -206,14 +162,14 @@ def evaluate_image(args: argparse.Namespace, name: str, clean: np.ndarray) -> di
                 stopped_at=stopped, reason=autos[method].reason or "cap reached", rule=autos[method].rule.describe())
     if "sigma_estimated" in extra:
         row["sigma_estimated"] = extra["sigma_estimated"]
-    p, q = _score(args.task, clean, corrupted if args.task != "superres" else _resize(
+    p, q = harness.score(args.task, clean, corrupted if args.task != "superres" else harness.resize(
         corrupted, (clean.shape[1], clean.shape[0]), PILImage.NEAREST), args.scale)
     row["methods"]["input"] = {"psnr": p, "ssim": q}
-    for method, compute in _baselines(args.task, clean, corrupted, extra).items():
+    for method, compute in harness.baselines(args.task, clean, corrupted, extra).items():
         t0 = time.perf_counter()
         est = compute()
         seconds = time.perf_counter() - t0
-        p, q = _score(args.task, clean, est, args.scale)
+        p, q = harness.score(args.task, clean, est, args.scale)
         row["methods"][method] = {"psnr": p, "ssim": q, "seconds": seconds}
     # every iteration's signals, for stopping-rule studies and offline replay
     row["trajectory"] = [{k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in h.items()}

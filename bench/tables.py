@@ -1,0 +1,197 @@
+"""The paper's tables at full size, from one resumable command.
+
+    python bench/tables.py --data ../shared/data --table set5-x4
+    python bench/tables.py --data ../shared/data --table set5-x4 --summary     # print what is recorded
+
+Tables: ``set5-x4``, ``set14-x4``, ``set5-x8``, ``set14-x8`` (super-resolution: the ground truth
+mod-cropped to the scale, the input its Pillow-Lanczos downscale, PSNR on BT.601 luma with an ``s``-pixel
+border), ``inpaint11`` (each pixel dropped with probability 0.5, Bernoulli mask of seed 0, PSNR of the
+whole image), ``set9-s25`` and ``set9-s50`` (Gaussian noise clipped to [0, 1], seed 0, PSNR on all
+channels). The protocol is that of ``../shared/data/README.md``.
+
+For each image it records:
+
+- the **paper's** published PSNR for the image where the paper gives one (the inpainting table), and the
+  table's published DIP mean;
+- the **classical baselines** (bicubic and Lanczos; biharmonic inpainting; CBM3D and NLM), each timed;
+- the **paper recipe's cost**: its fp32 step time on this image's canvas, measured in this same run, times
+  its step count (the recipe itself is not run: hours per image on a CPU);
+- **deepprior's default**: the command a user would type (``deepprior superres lr.png -o out.png --scale
+  4``, ``deepprior inpaint ... --mask ...``, ``deepprior denoise noisy.png -o out.png``), with no other
+  option and no ground truth, run as a child process and timed from start to written file; its PSNR,
+  steps, preset and why it stopped.
+
+A row is written as soon as an image is done (atomically), and finished images are skipped on a rerun, so
+a table can run for hours in the background and be resumed after an interruption.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import harness
+import numpy as np
+import torch
+
+from deepprior.imageio import read_image, write_image
+
+
+@dataclass(frozen=True)
+class Table:
+    """One of the paper's tables: the images, the corruption, the paper's recipe and its published numbers."""
+
+    folder: str
+    task: str
+    paper_preset: str
+    paper_steps: int
+    paper_mean: float
+    options: dict[str, Any] = field(default_factory=dict)
+    paper_images: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+
+INPAINT11_DIP = {"barbara": 32.22, "boat": 33.06, "house": 39.16, "lena": 36.16, "peppers": 33.05, "cameraman": 29.80,
+                 "couple": 32.52, "fingerprint": 32.84, "hill": 32.77, "man": 32.20, "montage": 34.54}
+
+TABLES = {
+    "set5-x4": Table("set5", "superres", "superres", 2000, 29.90, {"scale": 4}),
+    "set14-x4": Table("set14", "superres", "superres", 2000, 27.00, {"scale": 4}),
+    "set5-x8": Table("set5", "superres", "superres-x8", 4000, 25.8, {"scale": 8}),
+    "set14-x8": Table("set14", "superres", "superres-x8", 4000, 24.1, {"scale": 8}),
+    "inpaint11": Table("inpaint11", "inpaint", "restore", 11000, 33.48, {"drop": 0.5}, INPAINT11_DIP),
+    "set9-s25": Table("set9", "denoise", "denoise", 3000, 30.43, {"sigma": 25.0},
+                      note="paper mean: its exponentially averaged output (29.22 at a fixed 1800 steps)"),
+    "set9-s50": Table("set9", "denoise", "denoise-50", 3000, float("nan"), {"sigma": 50.0},
+                      note="the paper gives no sigma-50 mean for DIP"),
+}
+SEED = 0  # the noise and the pixel-drop mask of every table
+
+
+def paper_step_seconds(problem: harness.Problem, preset: str, cache: dict[tuple[Any, ...], float],
+                       steps: int = 3) -> float:
+    """The paper recipe's fp32 step on this problem's canvas, timed now (after a warm-up step), cached by size."""
+    key = (preset, problem.task, problem.image_size, problem.measurement.shape)
+    if key not in cache:
+        kwargs = {"image_size": problem.image_size, "seed": 0, "precision": "fp32", "stop": "fixed"}
+        harness.fit(problem.measurement, problem.operator, preset, iterations=1, **kwargs)  # warm up
+        result = harness.fit(problem.measurement, problem.operator, preset, iterations=steps, **kwargs)
+        cache[key] = result.seconds / steps
+    return cache[key]
+
+
+def default_command(table: Table, problem: harness.Problem, folder: Path) -> tuple[float, np.ndarray, dict[str, Any]]:
+    """Run the default ``deepprior`` command on the corrupted input; return (wall seconds, output, record)."""
+    source = folder / "input.png"
+    write_image(source, problem.measurement)
+    out, record = folder / "output.png", folder / "record.json"
+    command = [sys.executable, "-m", "deepprior.cli", problem.task, str(source), "-o", str(out), "-q",
+               "--record", str(record)]
+    if problem.task == "superres":
+        command += ["--scale", str(problem.scale)]
+    if problem.task == "inpaint":
+        assert problem.mask is not None
+        write_image(folder / "mask.png", problem.mask[..., None])
+        command += ["--mask", str(folder / "mask.png")]
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    seconds = time.perf_counter() - start
+    return seconds, read_image(out).pixels, json.loads(record.read_text())
+
+
+def measure(table: Table, name: str, clean: np.ndarray, cache: dict[tuple[Any, ...], float]) -> dict[str, Any]:
+    problem = harness.problem(table.task, clean, SEED, **table.options)
+    extra = {"sigma": problem.sigma, "mask": problem.mask}
+    # the input as the tool reads it: 8-bit, as a user's file would be
+    with tempfile.TemporaryDirectory(prefix="deepprior-table-") as tmp:
+        write_image(Path(tmp) / "q.png", problem.measurement)
+        problem.measurement = read_image(Path(tmp) / "q.png").pixels
+    row: dict[str, Any] = {"image": name, "size": list(problem.image_size), "channels": int(clean.shape[2])}
+    if name in table.paper_images:
+        row["paper_psnr"] = table.paper_images[name]
+    baselines = {}
+    for method, compute in harness.baselines(table.task, problem.clean, problem.measurement, extra).items():
+        start = time.perf_counter()
+        estimate = compute()
+        baselines[method] = {"psnr": round(harness.score(table.task, problem.clean, estimate, problem.scale)[0], 4),
+                             "seconds": round(time.perf_counter() - start, 2)}
+    row["baselines"] = baselines
+    step = paper_step_seconds(problem, table.paper_preset, cache)
+    row["paper_recipe"] = {"preset": table.paper_preset, "steps": table.paper_steps, "fp32_step_seconds": round(step, 4),
+                           "seconds": round(step * table.paper_steps, 1)}
+    with tempfile.TemporaryDirectory(prefix="deepprior-table-") as tmp:
+        seconds, output, record = default_command(table, problem, Path(tmp))
+    row["default"] = {"psnr": round(harness.score(table.task, problem.clean, output, problem.scale)[0], 4),
+                      "seconds": round(seconds, 1), "steps": record["iterations_run"],
+                      "stop_iteration": record["stop_iteration"], "stop_reason": record["stop_reason"],
+                      "preset": record["preset"], "precision": record["precision"]}
+    row["time_ratio"] = round(row["paper_recipe"]["seconds"] / seconds, 2)
+    return row
+
+
+def summary(name: str, table: Table, rows: list[dict[str, Any]]) -> list[str]:
+    """The table as markdown: one line per image and the means."""
+    methods = sorted({m for row in rows for m in row["baselines"]})
+    head = ["image", "paper DIP", *methods, "paper recipe time (s)", "deepprior", "time (s)", "steps", "time / paper recipe",
+            "stop"]
+    lines = [f"### {name}: {len(rows)} images", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        d = row["default"]
+        cells = [row["image"], f"{row['paper_psnr']:.2f}" if "paper_psnr" in row else "-",
+                 *(f"{row['baselines'][m]['psnr']:.2f}" if m in row["baselines"] else "-" for m in methods),
+                 f"{row['paper_recipe']['seconds']:.0f}", f"{d['psnr']:.2f}", f"{d['seconds']:.0f}", str(d["steps"]),
+                 f"1/{row['time_ratio']:.1f}", d["stop_reason"].split(":")[0]]
+        lines.append("| " + " | ".join(cells) + " |")
+    if rows:
+        def mean(values: list[float]) -> str:
+            return f"**{np.mean(values):.2f}**" if values else "-"
+
+        cells = ["**mean**", f"**{table.paper_mean:.2f}**" if np.isfinite(table.paper_mean) else "-",
+                 *(mean([r["baselines"][m]["psnr"] for r in rows if m in r["baselines"]]) for m in methods),
+                 f"{np.sum([r['paper_recipe']['seconds'] for r in rows]):.0f} (total)",
+                 mean([r["default"]["psnr"] for r in rows]),
+                 f"{np.sum([r['default']['seconds'] for r in rows]):.0f} (total)", "", "", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    if table.note:
+        lines += ["", table.note]
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path, help="the shared data folder")
+    parser.add_argument("--table", required=True, choices=list(TABLES))
+    parser.add_argument("--images", nargs="+", help="only these images of the table")
+    parser.add_argument("--out", type=Path, help="results JSON (default bench/results/table_TABLE.json)")
+    parser.add_argument("--summary", action="store_true", help="print the recorded table and exit")
+    args = parser.parse_args()
+    table = TABLES[args.table]
+    out = args.out or Path(f"bench/results/table_{args.table}.json")
+    results = harness.Results(out)
+    results.require(table=args.table, protocol={"seed": SEED, **table.options})
+    if not args.summary:
+        results.data.update(machine=harness.machine(), torch=torch.__version__)
+        cache: dict[tuple[Any, ...], float] = {}
+        names = args.images or sorted(p.stem for p in (args.data / table.folder).glob("*.png"))
+        for name in names:
+            if results.done(name):
+                continue
+            clean = harness.load_image(args.data, table.folder, name)
+            row = measure(table, name, clean, cache)
+            results.add(row)
+            d = row["default"]
+            print(f"{name}: {d['psnr']:.2f} dB in {d['seconds']:.0f} s ({d['steps']} steps, {d['preset']}); paper recipe "
+                  f"{row['paper_recipe']['seconds']:.0f} s (1/{row['time_ratio']:.1f}); "
+                  + ", ".join(f"{m} {b['psnr']:.2f}" for m, b in row["baselines"].items()), flush=True)
+    print("\n".join(summary(args.table, table, results.rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
