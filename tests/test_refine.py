@@ -183,7 +183,7 @@ def test_pipeline_runs_the_stage_and_it_improves_on_the_fit() -> None:
         replace(preset, refine="median")
 
 
-def test_the_default_denoising_recipe_refines_and_other_tasks_refuse_it() -> None:
+def test_the_default_denoising_recipe_refines_and_noise_through_an_operator_refuses_it() -> None:
     from deepprior.jobs import InputError, TaskOptions
     from deepprior.pipeline import Settings, plan, restore
     from deepprior.tasks import job_from_arrays
@@ -194,8 +194,11 @@ def test_the_default_denoising_recipe_refines_and_other_tasks_refuse_it() -> Non
     assert out.preset.name == "fast" and out.result.refinement["method"] == "wiener"
     assert out.result.refinement["sigma"] == pytest.approx(0.1)
     small = job_from_arrays("superres", {"image": noisy[:16, :16]}, TaskOptions(scale=2))
-    with pytest.raises(InputError, match="Wiener refinement.*superres does not observe the image directly"):
-        plan(small, Settings(preset="superres", iterations=1, seed=0, refine=True))
+    out = restore(small, Settings(preset="superres", iterations=1, seed=0, device="cpu", refine=True))
+    assert out.result.refinement["method"] == "project"  # noiseless: the data projection instead
+    blurred = job_from_arrays("deblur", {"image": noisy}, TaskOptions(kernel="gaussian:1.0", sigma=0.1))
+    with pytest.raises(InputError, match="noise seen through an operator"):
+        plan(blurred, Settings(preset="deblur", iterations=1, seed=0, refine=True))
 
 
 def test_cli_records_the_stage_and_refuses_it_off_denoising(tmp_path, capsys) -> None:
@@ -218,9 +221,8 @@ def test_cli_records_the_stage_and_refuses_it_off_denoising(tmp_path, capsys) ->
                  str(tmp_path / "c.json")]) == 0
     assert json.loads((tmp_path / "c.json").read_text())["refinement"]["method"] == "wiener"
     capsys.readouterr()
-    write_image(tmp_path / "small.png", np.zeros((16, 16, 3), dtype=np.float32))
-    assert main(["superres", str(tmp_path / "small.png"), "--scale", "2", "-o", str(tmp_path / "d.png"), "--refine",
-                 "--iterations", "1", "-q"]) == 2
+    assert main(["deblur", str(tmp_path / "noisy.png"), "--kernel", "gaussian:1.0", "--sigma", "10", "-o",
+                 str(tmp_path / "d.png"), "--refine", "--iterations", "1", "-q"]) == 2
     assert not (tmp_path / "d.png").exists()
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "Wiener refinement" in err[0] and "superres" in err[0]
+    assert len(err) == 1 and "noise seen through an operator" in err[0]

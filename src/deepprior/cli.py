@@ -114,9 +114,10 @@ def _common_options() -> argparse.ArgumentParser:
                        help="auto: bfloat16 where the device computes it natively (about 2x faster), else fp32; "
                        "fp32: the original's arithmetic exactly")
     group.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
-                       help="denoising: after the fit, Wiener-filter the noisy image with the fit as pilot, several "
-                       "window sizes and colour transforms mixed by SURE (default: as the preset says; the default "
-                       "'fast' does, the paper's presets do not)")
+                       help="a classical stage after the fit: for denoising, Wiener filters of the noisy image with the "
+                       "fit as pilot, mixed by SURE; for a noiseless measurement (super-resolution, inpainting), the "
+                       "output moved the least that explains it exactly (default: as the preset says; the fast "
+                       "defaults do, the paper's presets do not)")
     group.add_argument("--max-memory", type=_memory_size, metavar="SIZE",
                        help="refuse runs whose estimated peak memory is larger, e.g. 16G or 500M "
                        "(default: 80%% of the memory free now)")

@@ -19,8 +19,8 @@ from deepprior.measurement import Measurement
 from deepprior.nets import Generator, build_net, meshgrid_input, noise_input
 from deepprior.presets import Preset
 
-__all__ = ["Setup", "build_generator", "canvas_frame", "choose_rule", "estimate_memory", "resolve_device",
-           "resolve_precision", "set_up", "wiener_stage"]
+__all__ = ["Setup", "build_generator", "canvas_frame", "choose_rule", "estimate_memory", "projection_stage",
+           "refinement_for", "resolve_device", "resolve_precision", "set_up", "wiener_stage"]
 
 
 def bf16_is_fast(device: torch.device) -> bool:
@@ -92,7 +92,7 @@ def network_input(
         return noise_input(net.in_channels, ch // d, cw // d, scale=preset.input_scale, generator=generator)
     if preset.input_kind == "meshgrid":
         return meshgrid_input(ch, cw)
-    if preset.input_kind in ("image", "measurement"):
+    if preset.input_kind in ("image", "measurement", "estimate"):
         if guide is None:
             raise ValueError(f"preset {preset.name!r} needs a guidance image as network input")
         h, w = guide.shape[-2:]
@@ -100,14 +100,15 @@ def network_input(
         pads = (left, cw - w - left, top, ch - h - top)
         mode = "reflect" if all(p < s for p, s in zip(pads, (w, w, h, h))) else "replicate"
         return nn.functional.pad(guide, pads, mode=mode)
-    raise ValueError(f"unknown network input {preset.input_kind!r} (use noise, meshgrid or image)")
+    raise ValueError(f"unknown network input {preset.input_kind!r} (use noise, meshgrid, image, measurement or "
+                     f"estimate)")
 
 
 def build_generator(preset: Preset, out_channels: int, guide: torch.Tensor | None = None) -> tuple[Generator, int]:
     """``preset``'s network (randomly initialised) and the channel count of its input."""
     if preset.input_kind == "meshgrid":
         in_channels = 2
-    elif preset.input_kind in ("image", "measurement"):
+    elif preset.input_kind in ("image", "measurement", "estimate"):
         if guide is None:
             raise ValueError(f"preset {preset.name!r} needs a guidance image as network input")
         in_channels = guide.shape[1]
@@ -126,7 +127,7 @@ def estimate_memory(preset: Preset, image_size: tuple[int, int], channels: int, 
     """Bytes a fit of ``preset`` on an image of ``image_size`` will need at its peak (see :mod:`deepprior.memory`)."""
     from deepprior.memory import estimate_fit_bytes
 
-    if guide is None and preset.input_kind in ("image", "measurement"):
+    if guide is None and preset.input_kind in ("image", "measurement", "estimate"):
         guide = torch.zeros(1, channels, 1, 1)
     net, in_channels = build_generator(preset, channels, guide)
     ch, cw, _ = canvas_frame(image_size[0], image_size[1], net.size_multiple, net.min_size)
@@ -170,6 +171,51 @@ def set_up(preset: Preset, channels: int, image_size: tuple[int, int], seed: int
     generator = torch.Generator().manual_seed(seed)
     z = network_input(preset, net, (ch, cw), guide, generator).to(device)
     return Setup(net.to(device), z, frame, generator)
+
+
+def refinement_for(preset: Preset, measurement: Measurement, wanted: bool | None) -> str | None:
+    """The classical stage to run after the fit: ``"wiener"`` (a noisy image observed directly: denoising),
+    ``"project"`` (a noiseless measurement through an operator, such as super-resolution or inpainting: the
+    output made to agree with it exactly) or ``None``.
+
+    ``wanted``: ``None`` runs the preset's stage where the measurement allows it, ``False`` none, ``True``
+    the stage that suits the measurement (a ``ValueError`` when none does: noise seen through an operator).
+    """
+    noisy, direct = bool(measurement.sigma), measurement.direct
+    suits = "wiener" if noisy and direct else ("project" if not noisy and not direct else None)
+    if wanted is None:
+        return preset.refine if preset.refine == suits else None
+    if not wanted:
+        return None
+    if suits is None and direct:
+        raise ValueError("the Wiener refinement filters the noisy image itself, but the noise level is 0")
+    if suits is None:
+        raise ValueError("no refinement suits noise seen through an operator: the Wiener stage filters the noisy "
+                         "image itself (denoising), the data projection needs a noiseless measurement")
+    return suits
+
+
+def projection_stage(result: FitResult, measurement: torch.Tensor, operator: torch.nn.Module,
+                     ground_truth: torch.Tensor | None = None) -> None:
+    """Refine ``result`` in place: its output moved the least that makes it explain the noiseless measurement
+    exactly (:func:`deepprior.consistency.project_to_data`)."""
+    from deepprior.consistency import project_to_data
+
+    start = time.perf_counter()
+    fitted = result.fitted
+    if not bool(torch.isfinite(fitted).all()):
+        result.refinement = {"method": "project", "skipped": "the fit diverged (its output is not finite)"}
+        return
+    y = measurement.to(fitted.device, torch.float32)
+    before = float(torch.mean((operator(fitted.float()) - y) ** 2))
+    result.refined = project_to_data(fitted, y, operator).to(fitted.dtype)
+    after = float(torch.mean((operator(result.refined.float()) - y) ** 2))
+    result.refinement = {"method": "project", "data_mse_before": before, "data_mse_after": after,
+                         "seconds": round(time.perf_counter() - start, 3)}
+    if ground_truth is not None:
+        gt = ground_truth.to(fitted.device)
+        result.refinement["psnr_fitted"] = round(tensor_psnr(fitted, gt), 4)
+        result.refinement["psnr_refined"] = round(tensor_psnr(result.refined, gt), 4)
 
 
 def wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,

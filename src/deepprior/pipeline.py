@@ -43,7 +43,8 @@ class Settings:
     seed : the same seed gives the same output on the CPU; ``None`` draws one (recorded).
     device : ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
     precision : ``auto`` (bfloat16 where the device computes it natively), ``bf16`` or ``fp32``.
-    refine : the Wiener stage after a denoising fit: ``None`` as the recipe says, ``True`` always, ``False`` never.
+    refine : the classical stage after the fit (Wiener for denoising, data projection for noiseless
+        measurements): ``None`` as the recipe says, ``True`` always, ``False`` never.
     tile, tile_overlap : restore in overlapping ``tile`` x ``tile`` pieces blended smoothly.
     max_memory : refuse runs whose estimated peak is larger (bytes); ``None``: 80 % of the memory free now.
     checkpoint, checkpoint_every, resume : save the fit's whole state every so many steps; continue from it.
@@ -206,10 +207,10 @@ def plan(job: Job, settings: Settings) -> Plan:
     if preset.input_kind == "measurement" and tuple(m.data.shape[:2]) != tuple(m.image_size):
         raise InputError(f"preset {preset.name!r} feeds the measurement to the network, so it must have the "
                          f"image's size")
-    if settings.refine and not (m.direct and m.sigma):
-        why = "the noise level is 0" if m.direct else f"{job.task} does not observe the image directly"
-        raise InputError(f"the Wiener refinement filters the noisy image itself (denoising with a noise level "
-                         f"above 0), but {why}")
+    try:
+        engine.refinement_for(preset, m, settings.refine)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     if settings.stop == "oracle" and job.ground_truth is None:
         raise InputError("the oracle stopping rule needs a ground truth")
     if settings.tile and (settings.checkpoint or job.ground_truth is not None):
@@ -231,7 +232,12 @@ def _fit(measurement: Measurement, guide: np.ndarray | None, ground_truth: np.nd
     if device.type == "cuda":  # one input size for thousands of steps: let cuDNN pick its fastest kernels once
         torch.backends.cudnn.benchmark = True
     y = measurement.tensor()
-    guide_t = y if preset.input_kind == "measurement" else (to_tensor(guide) if guide is not None else None)
+    guide_t = to_tensor(guide) if guide is not None else None
+    if preset.input_kind == "measurement":
+        guide_t = y
+    elif preset.input_kind == "estimate":  # the operator's classical first guess (a fill, an interpolation)
+        with torch.no_grad():
+            guide_t = measurement.operator.first_guess(y, (1, measurement.channels, *measurement.image_size))
     gt = to_tensor(ground_truth) if ground_truth is not None else None
     setup = engine.set_up(preset, measurement.channels, measurement.image_size, job_plan.seed, device, guide_t)
     rule = engine.choose_rule(settings.stop, preset, measurement, iterations_given=settings.iterations is not None)
@@ -244,9 +250,12 @@ def _fit(measurement: Measurement, guide: np.ndarray | None, ground_truth: np.nd
                  ground_truth=gt, callbacks=settings.callbacks, stopping=rule, generator=setup.generator,
                  progress=settings.progress, description=description, precision=job_plan.precision,
                  channels_last=job_plan.precision == "bf16", checkpoint=checkpoint, resume=job_plan.resume_state)
-    wanted = preset.refine == "wiener" if settings.refine is None else settings.refine
-    if wanted and measurement.direct and measurement.sigma:
+    stage = engine.refinement_for(preset, measurement, settings.refine)
+    if stage == "wiener":
+        assert measurement.sigma
         engine.wiener_stage(result, y, measurement.sigma, gt)
+    elif stage == "project":
+        engine.projection_stage(result, y, measurement.operator.to(result.fitted.device), gt)
     return result
 
 

@@ -38,6 +38,11 @@ class Operator(nn.Module):
         Raises ``ValueError`` when the operator cannot be cut into tiles."""
         raise ValueError(f"tiling is not available for the operator {type(self).__name__}")
 
+    def first_guess(self, y: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
+        """A quick classical estimate of ``x`` from ``y`` (a network input or a starting point): here
+        ``A^T y``; operators that know better (an interpolation, a fill) override it."""
+        return self.adjoint(y, image_shape).clamp(0, 1)
+
     def adjoint(self, y: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
         """``A^T y`` for a linear operator, as the vector-Jacobian product at zero (``image_shape`` is x's).
 
@@ -66,6 +71,9 @@ class Identity(Operator):
         return self, box
 
     def adjoint(self, y: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
+        return y
+
+    def first_guess(self, y: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
         return y
 
 

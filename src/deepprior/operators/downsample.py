@@ -46,5 +46,10 @@ class Downsample(Operator):
             raise ValueError(f"super-resolution tiles must align to the scale {f}")
         return self, Box(box.top // f, box.left // f, box.height // f, box.width // f)
 
+    def first_guess(self, y: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
+        """Bicubic interpolation of ``y`` to the image's size."""
+        up = nn.functional.interpolate(y, size=tuple(image_shape[-2:]), mode="bicubic", align_corners=False)
+        return up.clamp(0, 1)
+
     def extra_repr(self) -> str:
         return f"factor={self.factor}, kernel={self.kernel_name!r}"

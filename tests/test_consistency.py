@@ -1,0 +1,71 @@
+"""The data-consistency stage: the output made to explain a noiseless measurement exactly, and which stage
+runs after which fit."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deepprior import engine
+from deepprior.consistency import project_to_data
+from deepprior.measurement import Measurement
+from deepprior.noise import GaussianNoise, Noiseless
+from deepprior.operators import Downsample, Identity, Mask
+from deepprior.presets import get_preset
+
+
+def _smooth(size: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, size // 8, size // 8, generator=g)
+    return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def test_mask_projection_puts_the_known_pixels_back_and_keeps_the_rest() -> None:
+    truth, guess = _smooth(32), _smooth(32, seed=1)
+    mask = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(2)) < 0.5
+    op = Mask(mask.float())
+    out = project_to_data(guess, op(truth), op)
+    assert torch.allclose(out[mask.expand_as(out)], truth[mask.expand_as(truth)], atol=1e-6)
+    assert torch.equal(out[~mask.expand_as(out)], guess[~mask.expand_as(guess)])
+
+
+def test_downsample_projection_explains_the_data_and_moves_the_least() -> None:
+    truth = _smooth(64)
+    guess = torch.nn.functional.avg_pool2d(truth, 3, 1, 1) + 0.01  # a blurred, shifted estimate
+    op = Downsample(4)
+    y = op(truth)
+    out = project_to_data(guess, y, op, iterations=50, clip=False)
+    assert float((op(out) - y).abs().max()) < 1e-4
+    assert float((op(guess) - y).abs().max()) > 1e-2
+    # the truth explains the data too, so the projection is no farther from the estimate than it
+    assert float((out - guess).norm()) <= float((truth - guess).norm()) + 1e-4
+    assert float((out - truth).norm()) < float((guess - truth).norm())
+
+
+def _measurement(operator: torch.nn.Module, sigma: float | None) -> Measurement:
+    noise = GaussianNoise(sigma) if sigma else Noiseless()
+    return Measurement(np.zeros((8, 8, 3), np.float32), operator, noise, (8, 8))
+
+
+@pytest.mark.parametrize(("operator", "sigma", "wanted", "preset", "stage"), [
+    (Identity(), 0.1, None, "fast", "wiener"),
+    (Identity(), 0.1, None, "denoise", None),
+    (Identity(), 0.1, True, "denoise", "wiener"),
+    (Identity(), 0.1, False, "fast", None),
+    (Mask(np.ones((8, 8))), None, True, "denoise", "project"),
+    (Mask(np.ones((8, 8))), None, None, "fast", None),      # the preset's stage does not suit the job: none
+    (Downsample(2), None, False, "fast", None),
+])
+def test_the_stage_follows_the_measurement(operator: torch.nn.Module, sigma: float | None, wanted: bool | None,
+                                           preset: str, stage: str | None) -> None:
+    assert engine.refinement_for(get_preset(preset), _measurement(operator, sigma), wanted) == stage
+
+
+@pytest.mark.parametrize(("operator", "sigma", "message"), [
+    (Identity(), None, "noise level is 0"),
+    (Downsample(2), 0.1, "noise seen through an operator"),
+])
+def test_asking_for_a_stage_that_cannot_run_is_refused(operator: torch.nn.Module, sigma: float | None,
+                                                       message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        engine.refinement_for(get_preset("fast"), _measurement(operator, sigma), True)
