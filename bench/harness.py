@@ -291,6 +291,15 @@ def fit(
 HISTORIES_FORMAT = "deepprior-bench-histories/1"
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a ``.part`` file renamed over it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def write_json(path: Path, data: Any, *, indent: int | None = 1) -> None:
     """Write ``data`` as JSON to ``path`` atomically (a ``.part`` file renamed over it)."""
     path = Path(path)

@@ -163,19 +163,57 @@ def summary(name: str, table: Table, rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+DOCS_INTRO = """# The paper's tables at full size
+
+Written by `python bench/tables.py --docs docs/tables.md` from the recorded rows in `bench/results/table_*.json`;
+each table is made (and resumed) by `python bench/tables.py --data ../shared/data --table T`. The protocol is the
+one of `../shared/data/README.md`: super-resolution PSNR on BT.601 luma with an s-pixel border, the low-resolution
+input the Pillow-Lanczos downscale of the mod-cropped image; inpainting a Bernoulli mask of seed 0 with half the
+pixels dropped, PSNR of the whole image; denoising Gaussian noise of seed 0 clipped to [0, 1], PSNR on all channels.
+
+Columns: the paper's DIP number (per image where the paper gives one; its mean in the last row), the classical
+baselines timed here, the **paper recipe's time** (its fp32 step on this image, measured in the same run, times its
+step count: the recipe itself takes hours per image here and is not run), and **deepprior's default command** (no
+option, no ground truth) run as a child process: PSNR, wall time from start to written file, steps, the ratio of
+the two times, and why it stopped. Machine: the 2-core CPU of the development sessions (no GPU). A table with fewer
+rows than its set's images is still running or was interrupted; rerunning its command finishes it.
+"""
+
+
+def write_docs(path: Path) -> None:
+    """Write the docs page with every table that has recorded rows."""
+    lines = [DOCS_INTRO]
+    for name, table in TABLES.items():
+        out = Path(f"bench/results/table_{name}.json")
+        if not out.exists():
+            continue
+        rows = harness.Results(out).rows
+        if rows:
+            lines += ["", *summary(name, table, rows)]
+    harness.write_text(path, "\n".join(lines) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, type=Path, help="the shared data folder")
-    parser.add_argument("--table", required=True, choices=list(TABLES))
+    parser.add_argument("--data", type=Path, help="the shared data folder (needed to run a table)")
+    parser.add_argument("--table", choices=list(TABLES))
+    parser.add_argument("--docs", type=Path, help="write the markdown page of every recorded table there and exit")
     parser.add_argument("--images", nargs="+", help="only these images of the table")
     parser.add_argument("--out", type=Path, help="results JSON (default bench/results/table_TABLE.json)")
     parser.add_argument("--summary", action="store_true", help="print the recorded table and exit")
     args = parser.parse_args()
+    if args.docs:
+        write_docs(args.docs)
+        return 0
+    if args.table is None:
+        parser.error("--table is required (or --docs)")
     table = TABLES[args.table]
     out = args.out or Path(f"bench/results/table_{args.table}.json")
     results = harness.Results(out)
     results.require(table=args.table, protocol={"seed": SEED, **table.options})
     if not args.summary:
+        if args.data is None:
+            parser.error("--data is required to run a table")
         results.data.update(machine=harness.machine(), torch=torch.__version__)
         cache: dict[tuple[Any, ...], float] = {}
         names = args.images or sorted(p.stem for p in (args.data / table.folder).glob("*.png"))

@@ -219,3 +219,22 @@ def test_operators_are_differentiable(op: torch.nn.Module) -> None:
     op = op.double()
     x = torch.rand(1, 2, 8, 8, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(op, (x,))
+
+
+def test_mask_first_guess_keeps_the_known_pixels_and_fills_every_hole() -> None:
+    image = torch.linspace(0, 1, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64).clone()
+    mask = torch.ones(1, 1, 64, 64)
+    mask[..., 20:44, 20:44] = 0  # a 24-pixel hole: filled from its border, smoothly
+    op = Mask(mask)
+    guess = op.first_guess(op(image), tuple(image.shape))
+    known = mask.expand_as(image) > 0.5
+    assert torch.equal(guess[known], image[known])
+    assert float((guess - image).abs().max()) < 0.1  # a ramp is filled close to itself
+    assert float((op(image) - image).abs().max()) > 0.5
+
+
+def test_downsample_first_guess_is_an_interpolation_of_the_right_size() -> None:
+    image = torch.rand(1, 3, 8, 8)
+    guess = Downsample(4).first_guess(image, (1, 3, 32, 32))
+    assert tuple(guess.shape) == (1, 3, 32, 32) and float(guess.min()) >= 0 and float(guess.max()) <= 1
+    assert torch.allclose(torch.nn.functional.avg_pool2d(guess, 4).mean(), image.mean(), atol=0.02)

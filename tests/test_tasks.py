@@ -153,3 +153,37 @@ def test_sure_loss_denoises_without_a_clean_image(clean_rgb: np.ndarray) -> None
     assert result.history[-1]["loss"] < float(np.mean((noisy - clean_rgb) ** 2))
     with pytest.raises(ValueError, match="noise level"):
         deepprior.restore(noisy, None, preset=preset, iterations=1)
+
+
+def test_the_defaults_pick_their_recipe_from_the_job() -> None:
+    from deepprior.jobs import TaskOptions
+    from deepprior.pipeline import Settings, plan
+    from deepprior.tasks import job_from_arrays
+
+    image = np.full((64, 64, 3), 0.5, np.float32)
+    scattered = (np.random.default_rng(0).random((64, 64)) < 0.5).astype(np.float32)
+    hole = np.ones((64, 64), np.float32)
+    hole[16:48, 16:48] = 0
+    picked = {}
+    for name, task, arrays, options in [
+        ("x4", "superres", {"image": image[:16, :16]}, TaskOptions(scale=4)),
+        ("x8", "superres", {"image": image[:8, :8]}, TaskOptions(scale=8)),
+        ("scattered", "inpaint", {"image": image, "mask": scattered[..., None]}, TaskOptions()),
+        ("hole", "inpaint", {"image": image, "mask": hole[..., None]}, TaskOptions()),
+    ]:
+        picked[name] = plan(job_from_arrays(task, arrays, options), Settings(device="cpu")).preset.name
+    assert picked == {"x4": "fast-superres", "x8": "fast-superres-x8", "scattered": "fast-inpaint",
+                      "hole": "inpaint-deep"}
+
+
+def test_default_super_resolution_explains_its_input_exactly(clean_rgb: np.ndarray) -> None:
+    import torch
+
+    from deepprior.operators import Downsample
+
+    small = downscale(clean_rgb, 4)
+    out, result = deepprior.super_resolve(small, 4, iterations=30, seed=0, return_result=True)
+    assert result.refinement["method"] == "project"
+    assert result.refinement["data_mse_after"] < result.refinement["data_mse_before"] / 10
+    again = Downsample(4)(torch.from_numpy(out).permute(2, 0, 1)[None]).squeeze(0).permute(1, 2, 0).numpy()
+    assert psnr(small, again) > 40

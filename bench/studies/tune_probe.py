@@ -29,7 +29,6 @@ from typing import Any
 import _bench  # noqa: F401  (bench/ on the path)
 import harness
 import numpy as np
-import torch
 
 from deepprior.imageio import from_tensor
 from deepprior.presets import get_preset
@@ -90,14 +89,14 @@ def main() -> int:
                      if m not in ("NLM", "TV")}
         curve: list[list[float]] = []
 
-        def record(state: Any) -> None:
+        def record(state: Any, problem: harness.Problem = problem, curve: list[list[float]] = curve) -> None:
             if state.iteration % args.every == 0:
                 shown = state.average if state.average is not None else state.output
                 point = [state.iteration, round(state.seconds, 2),
                          round(harness.score(args.task, problem.clean, from_tensor(shown.cpu()), problem.scale)[0], 3)]
                 if args.task == "denoise":  # the score after the Wiener stage, were the fit stopped here
-                    from deepprior.refine import wiener_mix
                     from deepprior.imageio import to_tensor
+                    from deepprior.refine import wiener_mix
 
                     refined = wiener_mix(to_tensor(problem.measurement), shown.float().cpu(), problem.sigma).image
                     point.append(round(harness.score(args.task, problem.clean, from_tensor(refined), 1)[0], 3))
