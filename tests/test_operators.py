@@ -229,7 +229,8 @@ def test_mask_first_guess_keeps_the_known_pixels_and_fills_every_hole() -> None:
     guess = op.first_guess(op(image), tuple(image.shape))
     known = mask.expand_as(image) > 0.5
     assert torch.equal(guess[known], image[known])
-    assert float((guess - image).abs().max()) < 0.1  # a ramp is filled close to itself
+    assert float((guess - image).abs().mean()) < 0.02  # a ramp is filled close to itself
+    assert float((guess - image).abs().max()) < 0.2
     assert float((op(image) - image).abs().max()) > 0.5
 
 

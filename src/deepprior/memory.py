@@ -44,7 +44,7 @@ def estimate_fit_bytes(net: nn.Module, in_channels: int, canvas: tuple[int, int]
             produced += output.numel() * output.element_size()
 
     multiple = getattr(net, "size_multiple", 1)
-    side = max(probe, multiple) // multiple * multiple
+    side = max(probe, multiple, getattr(net, "min_size", 0)) // multiple * multiple
     hooks = [m.register_forward_hook(count) for m in net.modules() if not list(m.children())]
     try:
         device = next(net.parameters()).device
