@@ -152,6 +152,20 @@ class Preset:
         return replace(self, fit=replace(self.fit, iterations=iterations))
 
 
+#: The default super-resolution recipe; its x8 variant differs only in input noise and steps.
+_FAST_SUPERRES = Preset(
+    name="fast-superres",
+    task="superres",
+    summary="The default for x2 to x4: the narrow network, debiased average, 900 steps, then the output made to "
+    "explain the low-resolution image exactly (back-projection).",
+    reproduces="no paper experiment; chosen by measurement on CBSD68 (see FAST_SUPERRES_STEPS)",
+    net_options=FAST_SKIP,
+    input_channels=8,
+    fit=FitConfig(iterations=FAST_SUPERRES_STEPS, lr=0.01, reg_noise_std=0.03, ema_weight=0.99, ema_debias=True,
+                  backtrack_db=5.0),
+    refine="project",
+)
+
 _PRESETS = [
     Preset(
         name="denoise",
@@ -218,28 +232,13 @@ _PRESETS = [
         reproduces="the Set5 / Set14 x8 table",
         fit=FitConfig(iterations=4000, lr=0.01, reg_noise_std=0.05),
     ),
-    Preset(
-        name="fast-superres",
-        task="superres",
-        summary="The default for x2 to x4: the narrow network, debiased average, 900 steps, then the output made to "
-        "explain the low-resolution image exactly (back-projection).",
-        reproduces="no paper experiment; chosen by measurement on CBSD68 (see FAST_SUPERRES_STEPS)",
-        net_options=FAST_SKIP,
-        input_channels=8,
-        fit=FitConfig(iterations=FAST_SUPERRES_STEPS, lr=0.01, reg_noise_std=0.03, ema_weight=0.99, ema_debias=True,
-                      backtrack_db=5.0),
-        refine="project",
-    ),
-    Preset(
+    _FAST_SUPERRES,
+    replace(
+        _FAST_SUPERRES,
         name="fast-superres-x8",
-        task="superres",
         summary="The default for x8 and more: as 'fast-superres' with the paper's x8 input noise (0.05), 1000 steps.",
         reproduces="no paper experiment; chosen by measurement on CBSD68 (see FAST_SUPERRES_X8_STEPS)",
-        net_options=FAST_SKIP,
-        input_channels=8,
-        fit=FitConfig(iterations=FAST_SUPERRES_X8_STEPS, lr=0.01, reg_noise_std=0.05, ema_weight=0.99,
-                      ema_debias=True, backtrack_db=5.0),
-        refine="project",
+        fit=replace(_FAST_SUPERRES.fit, iterations=FAST_SUPERRES_X8_STEPS, reg_noise_std=0.05),
     ),
     Preset(
         name="fast-inpaint",
