@@ -69,3 +69,40 @@ def test_asking_for_a_stage_that_cannot_run_is_refused(operator: torch.nn.Module
                                                        message: str) -> None:
     with pytest.raises(ValueError, match=message):
         engine.refinement_for(get_preset("fast"), _measurement(operator, sigma), True)
+
+
+def test_the_classical_reconstruction_of_a_mask_is_biharmonic_inpainting() -> None:
+    ramp = torch.linspace(0, 1, 24).repeat(2, 20, 1)[None]  # (1, 2, 20, 24): a plane, which biharmonic fills
+    mask = torch.from_numpy(np.random.default_rng(0).random((20, 24)) > 0.5).float()
+    op = Mask(mask)
+    filled = op.classical(op(ramp), tuple(ramp.shape))
+    assert torch.allclose(filled[..., 2:-2, 2:-2], ramp[..., 2:-2, 2:-2], atol=0.01)  # all but exact, away from the edges
+    assert (filled - ramp).abs().mean() < (op.first_guess(op(ramp), tuple(ramp.shape)) - ramp).abs().mean()
+    assert torch.equal(filled * mask, ramp * mask)
+
+
+def test_the_projection_stage_averages_with_the_classical_reconstruction_when_asked() -> None:
+    from deepprior.fitting.result import FitResult
+
+    rng = np.random.default_rng(1)
+    clean = torch.from_numpy(rng.random((1, 1, 16, 16))).float()
+    op = Mask(torch.from_numpy(rng.random((16, 16)) > 0.5).float())
+    y = op(clean)
+    fitted = torch.full_like(clean, 0.5)
+    runs = {}
+    for weight in (0.0, 0.5):
+        result = FitResult(image=fitted.clone(), average=None)
+        engine.projection_stage(result, y, op, classical_weight=weight)
+        runs[weight] = result
+    assert "classical_weight" not in runs[0.0].refinement
+    assert runs[0.5].refinement["classical_weight"] == 0.5
+    expected = project_to_data(0.5 * fitted + 0.5 * op.classical(y, tuple(clean.shape)), y, op)
+    assert torch.allclose(runs[0.5].refined, expected, atol=1e-6)
+    assert torch.allclose(runs[0.5].refined * op.mask, y, atol=1e-6)  # the known pixels stay as measured
+
+
+def test_a_classical_weight_outside_0_1_is_refused() -> None:
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="classical_weight"):
+        replace(get_preset("fast-inpaint"), classical_weight=1.0)

@@ -69,7 +69,9 @@ def main() -> int:
     args = parser.parse_args()
     folder = args.data / "tune" / "cbsd68"
     names = sorted(p.stem for p in folder.glob("*.png"))
-    names = names[: int(args.images)] if args.images.isdigit() else args.images.split(",")
+    # a count takes the first photos; anything else (the photos are named by number) is a list of names
+    names = names[: int(args.images)] if args.images.isdigit() and int(args.images) <= len(names) else \
+        args.images.split(",")
     options = {"superres": {"scale": args.scale}, "inpaint": {"drop": args.drop}, "denoise": {"sigma": args.sigma}}[args.task]
     key = ("image", "crop", "grey", "task", "options", "preset", "changes", "iterations")
     results = harness.Results(args.out, key=key)

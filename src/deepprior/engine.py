@@ -196,9 +196,10 @@ def refinement_for(preset: Preset, measurement: Measurement, wanted: bool | None
 
 
 def projection_stage(result: FitResult, measurement: torch.Tensor, operator: torch.nn.Module,
-                     ground_truth: torch.Tensor | None = None) -> None:
+                     ground_truth: torch.Tensor | None = None, classical_weight: float = 0.0) -> None:
     """Refine ``result`` in place: its output moved the least that makes it explain the noiseless measurement
-    exactly (:func:`deepprior.consistency.project_to_data`)."""
+    exactly (:func:`deepprior.consistency.project_to_data`), after averaging it with the operator's classical
+    reconstruction (``classical_weight`` of it) when the preset asks."""
     from deepprior.consistency import project_to_data
 
     start = time.perf_counter()
@@ -208,10 +209,17 @@ def projection_stage(result: FitResult, measurement: torch.Tensor, operator: tor
         return
     y = measurement.to(fitted.device, torch.float32)
     before = float(torch.mean((operator(fitted.float()) - y) ** 2))
-    result.refined = project_to_data(fitted, y, operator).to(fitted.dtype)
+    start_point = fitted.float()
+    mixed = classical_weight > 0 and hasattr(operator, "classical")
+    if mixed:
+        classical = operator.classical(y, tuple(fitted.shape)).to(fitted.device, torch.float32)
+        start_point = (1 - classical_weight) * start_point + classical_weight * classical
+    result.refined = project_to_data(start_point, y, operator).to(fitted.dtype)
     after = float(torch.mean((operator(result.refined.float()) - y) ** 2))
     result.refinement = {"method": "project", "data_mse_before": before, "data_mse_after": after,
                          "seconds": round(time.perf_counter() - start, 3)}
+    if mixed:
+        result.refinement["classical_weight"] = classical_weight
     if ground_truth is not None:
         gt = ground_truth.to(fitted.device)
         result.refinement["psnr_fitted"] = round(tensor_psnr(fitted, gt), 4)

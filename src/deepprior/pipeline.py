@@ -255,7 +255,8 @@ def _fit(measurement: Measurement, guide: np.ndarray | None, ground_truth: np.nd
         assert measurement.sigma
         engine.wiener_stage(result, y, measurement.sigma, gt)
     elif stage == "project":
-        engine.projection_stage(result, y, measurement.operator.to(result.fitted.device), gt)
+        engine.projection_stage(result, y, measurement.operator.to(result.fitted.device), gt,
+                                preset.classical_weight)
     return result
 
 

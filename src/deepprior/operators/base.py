@@ -43,6 +43,12 @@ class Operator(nn.Module):
         ``A^T y``; operators that know better (an interpolation, a fill) override it."""
         return self.adjoint(y, image_shape).clamp(0, 1)
 
+    def classical(self, y: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
+        """The classical reconstruction a deep-prior result is measured against, to average with it where
+        that helps (``Preset.classical_weight``): here :meth:`first_guess`; a mask gives biharmonic
+        inpainting."""
+        return self.first_guess(y, image_shape)
+
     def adjoint(self, y: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
         """``A^T y`` for a linear operator, as the vector-Jacobian product at zero (``image_shape`` is x's).
 
