@@ -58,6 +58,8 @@ def main() -> int:
     parser.add_argument("--drop", type=float, default=0.5)
     parser.add_argument("--sigma", type=float, default=25.0)
     parser.add_argument("--images", default="4", help="how many of the tuning photos (sorted), or names, comma-separated")
+    parser.add_argument("--folder", default="tune/cbsd68",
+                        help="image folder under --data; only to check a chosen recipe elsewhere, never to choose it")
     parser.add_argument("--crop", type=int, help="centre crop of the ground truth (default: whole photo)")
     parser.add_argument("--grey", action="store_true")
     parser.add_argument("--preset", required=True)
@@ -67,7 +69,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    folder = args.data / "tune" / "cbsd68"
+    folder = args.data / args.folder
     names = sorted(p.stem for p in folder.glob("*.png"))
     # a count takes the first photos; anything else (the photos are named by number) is a list of names
     names = names[: int(args.images)] if args.images.isdigit() and int(args.images) <= len(names) else \
@@ -81,7 +83,7 @@ def main() -> int:
         if results.done(*ident):
             print(name, "done:", results.get(*ident)["curve"][-1])
             continue
-        clean = harness.load_image(args.data, "tune/cbsd68", name, crop=args.crop)
+        clean = harness.load_image(args.data, args.folder, name, crop=args.crop)
         if args.grey:
             clean = grey(clean)
         problem = harness.problem(args.task, clean, 0, **options)
