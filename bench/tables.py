@@ -155,12 +155,21 @@ def summary(name: str, table: Table, rows: list[dict[str, Any]]) -> list[str]:
         def mean(values: list[float]) -> str:
             return f"**{np.mean(values):.2f}**" if values else "-"
 
-        cells = ["**mean**", f"**{table.paper_mean:.2f}**" if np.isfinite(table.paper_mean) else "-",
+        partial = table.paper_images and len(rows) < len(table.paper_images)
+        if partial and all("paper_psnr" in r for r in rows):  # compare like with like until the table is complete
+            paper = mean([r["paper_psnr"] for r in rows])
+        else:
+            paper = f"**{table.paper_mean:.2f}**" if np.isfinite(table.paper_mean) else "-"
+        cells = ["**mean**", paper,
                  *(mean([r["baselines"][m]["psnr"] for r in rows if m in r["baselines"]]) for m in methods),
                  f"{np.sum([r['paper_recipe']['seconds'] for r in rows]):.0f} (total)",
                  mean([r["default"]["psnr"] for r in rows]),
                  f"{np.sum([r['default']['seconds'] for r in rows]):.0f} (total)", "", "", ""]
         lines.append("| " + " | ".join(cells) + " |")
+    if rows and table.paper_images and len(rows) < len(table.paper_images):
+        lines += ["", f"{len(rows)} of the table's {len(table.paper_images)} images so far: the mean row averages "
+                  f"these images only, the paper's numbers included (its mean over all of them: "
+                  f"{table.paper_mean:.2f})."]
     if table.note:
         lines += ["", table.note]
     return lines
