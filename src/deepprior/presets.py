@@ -257,17 +257,14 @@ _PRESETS = [
         reproduces="no paper experiment; chosen by measurement on CBSD68 (see FAST_SUPERRES_X8_STEPS)",
         fit=replace(_FAST_SUPERRES.fit, iterations=FAST_SUPERRES_X8_STEPS, reg_noise_std=0.05),
     ),
-    Preset(
+    replace(  # the super-resolution recipe's network and fit, its own step count and the biharmonic average
+        _FAST_SUPERRES,
         name="fast-inpaint",
         task="inpaint",
         summary="The default for scattered missing pixels and thin damage (text, scratches): the narrow network, "
         "debiased average, averaged with biharmonic inpainting, then the known pixels put back exactly.",
         reproduces="no paper experiment; chosen by measurement on CBSD68 (see FAST_INPAINT_STEPS)",
-        net_options=FAST_SKIP,
-        input_channels=8,
-        fit=FitConfig(iterations=FAST_INPAINT_STEPS, lr=0.01, reg_noise_std=0.03, ema_weight=0.99, ema_debias=True,
-                      backtrack_db=5.0),
-        refine="project",
+        fit=replace(_FAST_SUPERRES.fit, iterations=FAST_INPAINT_STEPS),
         classical_weight=FAST_INPAINT_CLASSICAL_WEIGHT,
     ),
     Preset(
