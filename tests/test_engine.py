@@ -167,6 +167,30 @@ def test_auto_stopping_is_the_same_with_and_without_a_ground_truth() -> None:
     assert np.array_equal(seeing.image, blind.image)
 
 
+def test_a_pixel_budget_caps_the_steps_of_a_large_image_unless_a_step_count_is_given(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepprior import presets
+    from deepprior.presets import MIN_BUDGET_STEPS, get_preset
+
+    fast = get_preset("fast")
+    assert fast.for_size((128, 128)).fit.iterations == fast.fit.iterations  # small images: the step count alone
+    assert fast.for_size((512, 512)).fit.iterations == 700
+    assert fast.for_size((4096, 4096)).fit.iterations == MIN_BUDGET_STEPS
+    assert get_preset("superres").for_size((4096, 4096)) == get_preset("superres")  # no budget, no change
+    with pytest.raises(ValueError, match="pixel_steps"):
+        replace(fast, pixel_steps=0)
+    clean = _smooth(32, 32)
+    noisy = np.clip(clean + 0.1 * np.random.default_rng(0).standard_normal(clean.shape), 0, 1).astype(np.float32)
+    job = job_from_arrays("denoise", {"image": noisy}, TaskOptions(sigma=0.1))
+    monkeypatch.setattr(presets, "MIN_BUDGET_STEPS", 1)  # so that a tiny image can show the budget
+    budgeted = replace(tiny_preset(50, reg_noise_std=0.0), pixel_steps=12 * 32 * 32)
+    capped = pipeline.restore(job, Settings(preset=replace(budgeted, stop_factor=0.5), seed=0, device="cpu",
+                                            precision="fp32"))
+    assert capped.result.iterations_run == 12  # 12 steps' worth of this image's pixels, before the rule stops it
+    asked = pipeline.restore(job, Settings(preset=budgeted, iterations=20, seed=0, device="cpu", precision="fp32"))
+    assert asked.result.iterations_run == 20  # a step count asked for is run in full
+
+
 def test_refinement_without_noise_is_refused_before_any_fitting(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     fits: list[object] = []

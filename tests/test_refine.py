@@ -172,6 +172,8 @@ def test_pipeline_runs_the_stage_and_it_improves_on_the_fit() -> None:
     assert psnr(clean, fitted) > psnr(clean, noisy)  # a fair pilot: the fit has denoised already
     assert result.refinement["psnr_fitted"] == pytest.approx(psnr(clean, fitted), abs=1e-3)
     assert result.refinement["psnr_refined"] == pytest.approx(psnr(clean, refined), abs=1e-3)
+    assert result.refinement["collaborative"] is True  # the second pass, on stacks of similar patches
+    assert result.refinement["psnr_refined"] > result.refinement["psnr_wiener"] > result.refinement["psnr_fitted"]
     assert out.psnr == pytest.approx(psnr(clean, refined), abs=1e-6)
     plain = restore(job, Settings(preset=preset, seed=0, iterations=40, device="cpu", precision="fp32", refine=False))
     assert plain.result.refined is None and plain.result.refinement == {}

@@ -228,8 +228,11 @@ def projection_stage(result: FitResult, measurement: torch.Tensor, operator: tor
 
 def wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
                  ground_truth: torch.Tensor | None = None, stride: int = 1) -> None:
-    """Refine ``result`` in place: empirical Wiener filters of the measurement with the fit as pilot,
-    several window sizes and colour transforms mixed by SURE (:func:`deepprior.refine.wiener_mix`)."""
+    """Refine ``result`` in place, in two classical passes over the noisy measurement: empirical Wiener
+    filters with the fit as pilot, several window sizes and colour transforms mixed by SURE
+    (:func:`deepprior.refine.wiener_mix`), then collaborative Wiener filtering of stacks of similar patches
+    matched on that mixture (:func:`deepprior.blockmatch.collaborative_refine`)."""
+    from deepprior.blockmatch import collaborative_refine
     from deepprior.refine import wiener_mix
 
     start = time.perf_counter()
@@ -237,12 +240,14 @@ def wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
     if not bool(torch.isfinite(fitted).all()):  # a diverged fit is no pilot: return it as it is
         result.refinement = {"method": "wiener", "skipped": "the fit diverged (its output is not finite)"}
         return
-    mix = wiener_mix(measurement.to(fitted.device, fitted.dtype), fitted, sigma, stride=stride)
-    result.refined = mix.image
+    noisy = measurement.to(fitted.device, fitted.dtype)
+    mix = wiener_mix(noisy, fitted, sigma, stride=stride)
+    result.refined = collaborative_refine(noisy.float(), mix.image.float(), sigma).to(fitted.dtype)
     result.refinement = {"method": "wiener", "patches": mix.patches, "colours": mix.colours, "stride": stride,
                          "sigma": round(sigma, 6), "weights": {k: w for k, w in mix.weights.items() if w > 0},
-                         "seconds": round(time.perf_counter() - start, 3)}
+                         "collaborative": True, "seconds": round(time.perf_counter() - start, 3)}
     if ground_truth is not None:
         gt = ground_truth.to(fitted.device)
         result.refinement["psnr_fitted"] = round(tensor_psnr(fitted, gt), 4)
+        result.refinement["psnr_wiener"] = round(tensor_psnr(mix.image, gt), 4)
         result.refinement["psnr_refined"] = round(tensor_psnr(result.refined, gt), 4)

@@ -229,6 +229,8 @@ def _fit(measurement: Measurement, guide: np.ndarray | None, ground_truth: np.nd
          settings: Settings, description: str) -> FitResult:
     """One fit of ``measurement`` and, when the recipe or the settings ask for it, its Wiener stage."""
     preset, device = job_plan.preset, job_plan.device
+    if settings.iterations is None:  # a recipe with a pixel budget spends fewer steps on a large image (or tile)
+        preset = preset.for_size(measurement.image_size)
     if device.type == "cuda":  # one input size for thousands of steps: let cuDNN pick its fastest kernels once
         torch.backends.cudnn.benchmark = True
     y = measurement.tensor()

@@ -42,6 +42,20 @@ PAPER_SKIP: Mapping[str, Any] = MappingProxyType(
 #: level saves about 15 % of the steps, which the Wiener stage does not miss (README, Time to quality).
 FAST_INPUT_NOISE = 0.0125
 
+#: Budget of ``fast`` in steps times pixels (700 steps at 512x512), so that a full-size photo costs minutes,
+#: not the quarter of an hour the automatic stop takes on the F16 512x512 image (about 2500 steps): a fit
+#: stopped early is still a good pilot for the two Wiener passes after it. Chosen for time, at 0.36 s a step
+#: at 512x512 on a 2-core CPU, to finish a 512x512 photo in under 5 minutes; what it costs was measured on
+#: whole CBSD68 photos 101085, 101087 and 102061 at sigma 25 (``bench/studies/denoise_budget.py --data
+#: ../shared/data --images 101085,101087,102061 --steps 1500``, their 481x321 pixels allowing 1190 steps):
+#: after the two passes 24.73, 27.72 and 29.05 dB at 600 steps, 25.81, 28.36 and 29.90 at 1200 (about what the
+#: budget allows them) and 26.14, 28.60 and 30.10 at 1500, each 0.26 s (the Wiener mixture alone: 0.3 to 1.0 dB
+#: less). Up to 256x256 the budget allows 2800 steps or more, beyond where the automatic stop ends a fit.
+FAST_PIXEL_STEPS = 700 * 512 * 512
+
+#: The fewest steps a pixel budget leaves a fit (a 2048x2048 image still gets a usable pilot).
+MIN_BUDGET_STEPS = 300
+
 #: The narrow generator of the fast recipes: the paper's 5-scale skip network with 16, 32 and 64 channels at
 #: the three finest scales instead of 128 (the cost of a step is mostly there), 4-channel skips, zero padding.
 FAST_SKIP: Mapping[str, Any] = MappingProxyType(
@@ -137,6 +151,9 @@ class Preset:
         operator's classical reconstruction (biharmonic inpainting for a
         mask, :meth:`~deepprior.operators.Operator.classical`) in an average
         with the fit, taken before the projection; 0 keeps the fit alone.
+    pixel_steps : when no step count is asked for, the most steps times
+        pixels a fit may spend (:meth:`for_size`), so that a large photo
+        costs a bounded time; ``None``: the step count alone.
     """
 
     name: str
@@ -153,14 +170,25 @@ class Preset:
     stop_factor: float = 1.0
     refine: str | None = None
     classical_weight: float = 0.0
+    pixel_steps: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.classical_weight < 1.0:
             raise ValueError(f"classical_weight must be in [0, 1), got {self.classical_weight}")
+        if self.pixel_steps is not None and not self.pixel_steps > 0:
+            raise ValueError(f"pixel_steps must be > 0, got {self.pixel_steps}")
         if not 0.5 <= self.stop_factor <= 2.0:
             raise ValueError(f"stop_factor must be in [0.5, 2], got {self.stop_factor}")
         if self.refine not in REFINEMENTS:
             raise ValueError(f"unknown refinement {self.refine!r} (use {', '.join(map(str, REFINEMENTS))})")
+
+    def for_size(self, image_size: tuple[int, int]) -> Preset:
+        """The recipe for an image of ``image_size`` when no step count was asked for: at most
+        :attr:`pixel_steps` divided by its pixel count, and never under :data:`MIN_BUDGET_STEPS`."""
+        if self.pixel_steps is None:
+            return self
+        steps = max(MIN_BUDGET_STEPS, int(self.pixel_steps / (image_size[0] * image_size[1])))
+        return self.with_iterations(min(self.fit.iterations, steps))
 
     def with_iterations(self, iterations: int | None) -> Preset:
         """The same recipe with another iteration budget (``None`` keeps it)."""
@@ -202,7 +230,8 @@ _PRESETS = [
         name="fast",
         task="denoise",
         summary="The default for noise below sigma 40: the paper's layers narrowed at the fine scales, light input "
-        "noise, debiased average, automatic stop, then a Wiener stage with the fit as pilot.",
+        "noise, debiased average, automatic stop within a time budget, then two Wiener passes (windows with the "
+        "fit as pilot, then stacks of similar patches).",
         reproduces="no paper experiment; chosen by measurement on the Set9 crops (bench/studies/recipe_probe.py)",
         net_options=FAST_SKIP,
         input_channels=8,
@@ -210,6 +239,7 @@ _PRESETS = [
                       backtrack_db=5.0),
         stop_factor=1.02,
         refine="wiener",
+        pixel_steps=FAST_PIXEL_STEPS,
     ),
     Preset(
         name="denoise-sure",

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-__all__ = ["COLOUR_BASES", "WienerMix", "dct_basis", "principal_colours", "sure_weights", "wiener_mix",
-           "wiener_refine"]
+__all__ = ["COLOUR_BASES", "WienerMix", "dct_basis", "into_colours", "out_of_colours", "principal_colours",
+           "sure_weights", "wiener_mix", "wiener_refine"]
 
 #: Orthonormal opponent colour transform: luminance, red-blue, green-magenta.
 _OPPONENT = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]])
@@ -145,12 +145,12 @@ def wiener_refine(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, *, pat
 def _wiener(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, patch: int, stride: int, band: int | None,
             colour: str) -> tuple[torch.Tensor, float]:
     """The filtered image (unclipped, float32) and its divergence with respect to ``noisy`` (the pilot held fixed)."""
-    y, p, matrix = _into_colours(noisy, pilot, colour)
+    y, p, matrix = into_colours(noisy, pilot, colour)
     out, divergence = _wiener_planes(y, p, sigma, patch, stride, band)
-    return _out_of_colours(out, matrix), divergence
+    return out_of_colours(out, matrix), divergence
 
 
-def _into_colours(noisy: torch.Tensor, pilot: torch.Tensor,
+def into_colours(noisy: torch.Tensor, pilot: torch.Tensor,
                   colour: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Both images in float32, in the colour space ``colour`` when they have 3 channels, and its matrix."""
     y, p = noisy.float(), pilot.float()
@@ -160,8 +160,8 @@ def _into_colours(noisy: torch.Tensor, pilot: torch.Tensor,
     return torch.einsum("ij,njhw->nihw", matrix, y), torch.einsum("ij,njhw->nihw", matrix, p), matrix
 
 
-def _out_of_colours(image: torch.Tensor, matrix: torch.Tensor | None) -> torch.Tensor:
-    """The inverse of :func:`_into_colours` (the matrix is orthonormal: its transpose)."""
+def out_of_colours(image: torch.Tensor, matrix: torch.Tensor | None) -> torch.Tensor:
+    """The inverse of :func:`into_colours` (the matrix is orthonormal: its transpose)."""
     return image if matrix is None else torch.einsum("ji,njhw->nihw", matrix, image)
 
 
@@ -248,11 +248,11 @@ def wiener_mix(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, *, patche
     colours = [] if grey else list(dict.fromkeys(colours))
     names, estimates, divergences = [], [], []
     for colour in colours or ["grey"]:
-        y, p, matrix = _into_colours(noisy, pilot, colour)  # once per colour space, for every window size
+        y, p, matrix = into_colours(noisy, pilot, colour)  # once per colour space, for every window size
         for patch in patches:
             estimate, divergence = _wiener_planes(y, p, sigma, patch, stride, band)
             names.append(f"{colour} {patch}")
-            estimates.append(_out_of_colours(estimate, matrix))
+            estimates.append(out_of_colours(estimate, matrix))
             divergences.append(divergence)
     y = noisy.float()
     gram = _residual_gram(estimates, y)
