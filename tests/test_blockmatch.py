@@ -42,7 +42,7 @@ def test_matching_finds_an_exact_copy_of_a_patch() -> None:
 def test_the_filter_is_linear_in_the_noisy_image_and_its_divergence_is_each_pixels_own_gain() -> None:
     pilot = _texture(32)
     a, b = 0.1 * _noise(pilot.shape, 1), 0.1 * _noise(pilot.shape, 2)
-    f = lambda y: collaborative_wiener(y, pilot, 0.1, search=6)  # noqa: E731
+    f = lambda y: collaborative_wiener(y, pilot, 0.1, search=6)
     (fa, divergence), (fb, _), (fab, _) = f(a), f(b), f(2 * a - b)
     assert torch.allclose(fab, 2 * fa - fb, atol=1e-4)
     # the divergence of a linear map is its trace: probe it with random vectors (Hutchinson)
@@ -55,7 +55,7 @@ def test_collaborative_filtering_beats_the_window_wiener_filter_on_a_repetitive_
     clean = _texture(48)
     noisy = clean + 0.1 * _noise(clean.shape, 3)
     pilot = wiener_refine(noisy, clean + 0.05 * _noise(clean.shape, 4), 0.1)  # a fair, imperfect pilot
-    mse = lambda x: float(((x - clean) ** 2).mean())  # noqa: E731
+    mse = lambda x: float(((x - clean) ** 2).mean())
     window = wiener_refine(noisy, pilot, 0.1)
     collaborative = collaborative_refine(noisy, pilot, 0.1)
     assert collaborative.shape == noisy.shape and 0 <= float(collaborative.min()) <= float(collaborative.max()) <= 1

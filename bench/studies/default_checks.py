@@ -1,9 +1,12 @@
 """The default command on outputs the tables do not cover: 2048x2048 super-resolution and inpainting under
 ``--max-memory 16G`` (2 steps each: accepted untiled or refused, and the peak memory), the refusal at 2G, and a
-50 % inpainting of a 128x128 photo (scikit-image's astronaut, never tuned on) against biharmonic inpainting.
+50 % inpainting of a 128x128 photo (scikit-image's astronaut, never tuned on) against biharmonic inpainting;
+with ``--data``, the whole F16 image (512x512) with clipped Gaussian noise of sigma 25 (seed 0, the Set9
+table's protocol) denoised by the default command, which is given neither the noise level nor the truth.
 
     python bench/studies/default_checks.py          # writes bench/results/default_checks.json; needs /usr/bin/time
     python bench/studies/default_checks.py --only "inpaint 128"    # one check, merged into the file
+    python bench/studies/default_checks.py --data ../shared/data --only f16
 """
 import argparse
 import json
@@ -46,6 +49,7 @@ def save(path: Path, image: np.ndarray) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="run only the checks whose name contains this")
+    parser.add_argument("--data", type=Path, help="the shared data folder, for the F16 denoising check")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="deepprior-checks-"))
     astro = data.astronaut()
@@ -67,6 +71,14 @@ def main() -> int:
             "inpaint", save(out / "damaged.png", damaged), "--mask", save(out / "mask.png", mask[..., None]),
             "-o", str(out / "in.png"), "-q", "--record", str(out / "in.json")],
     }
+    if args.data is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        import harness
+
+        f16 = harness.load_image(args.data, "set9", "f16")
+        checks["denoise f16 512 default"] = [
+            "denoise", save(out / "f16_noisy.png", harness.problem("denoise", f16, 0, sigma=25.0).measurement),
+            "-o", str(out / "f16.png"), "-q", "--record", str(out / "f16.json")]
     results = json.loads(RESULTS.read_text()) if args.only and RESULTS.exists() else {}
     for name, command in checks.items():
         if args.only is None or args.only in name:
@@ -78,6 +90,11 @@ def main() -> int:
         results["inpaint 128 default"].update(
             psnr=round(psnr(small, restored), 2), biharmonic=round(psnr(small, biharmonic), 2),
             input=round(psnr(small, damaged), 2), preset=record["preset"], steps=record["iterations_run"])
+    if "denoise f16 512 default" in results and (out / "f16.png").exists():
+        record = json.loads((out / "f16.json").read_text())
+        results["denoise f16 512 default"].update(
+            psnr=round(psnr(f16, read_image(out / "f16.png").pixels), 2), preset=record["preset"],
+            steps=record["iterations_run"], noise=record["noise"], stop_reason=record["stop_reason"])
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     return 0
 

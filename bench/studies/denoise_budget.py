@@ -56,8 +56,8 @@ def main() -> int:
                     iterations=args.steps, stop="fixed", sigma=problem.sigma, callbacks=[keep])
         step_seconds = (time.perf_counter() - start) / args.steps
 
-        def psnr(image: torch.Tensor) -> float:
-            return round(harness.score("denoise", problem.clean, from_tensor(image), 1)[0], 3)
+        def psnr(image: torch.Tensor, clean=problem.clean) -> float:
+            return round(harness.score("denoise", clean, from_tensor(image), 1)[0], 3)
 
         curve = []
         for steps, pilot in sorted(pilots.items()):

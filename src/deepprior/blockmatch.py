@@ -52,7 +52,7 @@ def match(guide: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, patch: in
     """Block matching on one plane ``guide`` ``(H, W)``: for every reference patch whose top-left corner is
     at one of ``rows`` x ``cols``, the top-left corners of the ``group`` patches within ``search`` pixels
     that differ least from it (itself included). Returns their rows and columns, each ``(references, group)``."""
-    height, width = guide.shape
+    width = guide.shape[1]
     top, bottom = int(rows[0]), int(rows[-1]) + patch  # the band of the image the references cover
     far = 1e3  # padding that no real patch resembles: a patch reaching outside the image is never chosen
     padded = F.pad(guide[None, None], (search,) * 4, value=far)
