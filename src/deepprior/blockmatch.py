@@ -20,23 +20,12 @@ overlapping matched patches); it is used to choose mixture weights only.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-from deepprior.refine import into_colours, out_of_colours
+from deepprior.refine import dct_matrix, into_colours, out_of_colours
 
 __all__ = ["collaborative_refine", "collaborative_wiener", "match"]
-
-
-def _dct_matrix(size: int) -> torch.Tensor:
-    """The orthonormal 1-D DCT-II matrix, ``(size, size)``, float32: row ``k`` is the ``k``-th basis vector."""
-    k = torch.arange(size, dtype=torch.float64)[:, None]
-    i = torch.arange(size, dtype=torch.float64)[None, :]
-    d = torch.cos(math.pi * (2 * i + 1) * k / (2 * size)) * math.sqrt(2 / size)
-    d[0] /= math.sqrt(2)
-    return d.float()
 
 
 def _starts(length: int, patch: int, stride: int) -> torch.Tensor:
@@ -96,8 +85,8 @@ def collaborative_wiener(y: torch.Tensor, pilot: torch.Tensor, sigma: float, *, 
     band = max(1, budget // per_row)
     u, v = torch.meshgrid(torch.arange(patch), torch.arange(patch), indexing="ij")
     inner = (u * width + v).flatten()  # a patch's pixels relative to its corner, in the flattened plane
-    d2 = torch.kron(_dct_matrix(patch), _dct_matrix(patch))  # (patch^2, patch^2): the 2-D DCT of a flat patch
-    dk = _dct_matrix(min(group, (2 * search + 1) ** 2))
+    d2 = torch.kron(dct_matrix(patch), dct_matrix(patch)).float()  # (patch^2, patch^2): the 2-D DCT of a flat patch
+    dk = dct_matrix(min(group, (2 * search + 1) ** 2)).float()
     d2_sq, dk_sq = d2.square(), dk.square()
     kaiser = _kaiser(patch)
     variance = sigma**2

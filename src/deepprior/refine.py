@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-__all__ = ["COLOUR_BASES", "WienerMix", "dct_basis", "into_colours", "out_of_colours", "principal_colours",
+__all__ = ["COLOUR_BASES", "WienerMix", "dct_basis", "dct_matrix", "into_colours", "out_of_colours", "principal_colours",
            "sure_weights", "wiener_mix", "wiener_refine"]
 
 #: Orthonormal opponent colour transform: luminance, red-blue, green-magenta.
@@ -43,11 +43,11 @@ COLOUR_BASES = ("opponent", "principal")
 
 def dct_basis(size: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The ``size**2`` orthonormal 2-D DCT-II basis images, ``(size**2, 1, size, size)``, as convolution filters."""
-    d = _dct_matrix(size)
+    d = dct_matrix(size)
     return torch.einsum("ai,bj->abij", d, d).reshape(size * size, 1, size, size).to(dtype)
 
 
-def _dct_matrix(size: int) -> torch.Tensor:
+def dct_matrix(size: int) -> torch.Tensor:
     """The orthonormal 1-D DCT-II matrix, ``(size, size)``: row ``k`` is the ``k``-th basis vector."""
     k = torch.arange(size, dtype=torch.float64)[:, None]
     i = torch.arange(size, dtype=torch.float64)[None, :]
@@ -65,7 +65,7 @@ class _WindowDCT:
     """
 
     def __init__(self, size: int, stride: int, device: torch.device) -> None:
-        d = _dct_matrix(size).to(torch.float32).to(device)
+        d = dct_matrix(size).to(torch.float32).to(device)
         self.size, self.stride = size, stride
         self.rows = d[:, None, None, :]  # (size, 1, 1, size): along each row
         self.columns = d[:, None, :, None].repeat(size, 1, 1, 1)  # (size^2, 1, size, 1), one group per row filter
