@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from deepprior.refine import dct_matrix, into_colours, out_of_colours
+from deepprior.refine import check_pair, dct_matrix, into_colours, out_of_colours
 
 __all__ = ["collaborative_refine", "collaborative_wiener", "match"]
 
@@ -124,10 +124,7 @@ def collaborative_refine(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float,
     >>> bool(((refined - clean) ** 2).mean() < ((noisy - clean) ** 2).mean() / 10)
     True
     """
-    if noisy.shape != pilot.shape or noisy.ndim != 4 or noisy.shape[0] != 1:
-        raise ValueError(f"noisy and pilot must both be (1, C, H, W), got {tuple(noisy.shape)} and {tuple(pilot.shape)}")
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
+    check_pair(noisy, pilot, sigma)
     if min(noisy.shape[-2:]) < options.get("patch", 8):
         return pilot.clone()
     y, p, matrix = into_colours(noisy, pilot, "opponent")

@@ -44,7 +44,8 @@ FAST_INPUT_NOISE = 0.0125
 
 #: Budget of ``fast`` in steps times pixels (700 steps at 512x512), so that a full-size photo costs minutes,
 #: not the quarter of an hour the automatic stop takes on the F16 512x512 image (about 2500 steps): a fit
-#: stopped early is still a good pilot for the two Wiener passes after it. Chosen for time, at 0.36 s a step
+#: stopped early is still a good pilot for the two Wiener passes after it. Chosen for time only (no quality
+#: figure of a table image went into it), at 0.36 s a step
 #: at 512x512 on a 2-core CPU, to finish a 512x512 photo in under 5 minutes; what it costs was measured on
 #: whole CBSD68 photos 101085, 101087 and 102061 at sigma 25 (``bench/studies/denoise_budget.py --data
 #: ../shared/data --images 101085,101087,102061 --steps 1500``, their 481x321 pixels allowing 1190 steps):

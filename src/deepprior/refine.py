@@ -30,8 +30,19 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-__all__ = ["COLOUR_BASES", "WienerMix", "dct_basis", "dct_matrix", "into_colours", "out_of_colours", "principal_colours",
-           "sure_weights", "wiener_mix", "wiener_refine"]
+__all__ = [
+    "COLOUR_BASES",
+    "WienerMix",
+    "check_pair",
+    "dct_basis",
+    "dct_matrix",
+    "into_colours",
+    "out_of_colours",
+    "principal_colours",
+    "sure_weights",
+    "wiener_mix",
+    "wiener_refine",
+]
 
 #: Orthonormal opponent colour transform: luminance, red-blue, green-magenta.
 _OPPONENT = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]])
@@ -110,7 +121,8 @@ def _colour_matrix(colour: str, pilot: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown colour transform {colour!r} (use {', '.join(COLOUR_BASES)})")
 
 
-def _check(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float) -> None:
+def check_pair(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float) -> None:
+    """Refuse a noisy image and pilot that are not both ``(1, C, H, W)`` of one shape, or a sigma not above 0."""
     if noisy.shape != pilot.shape or noisy.ndim != 4 or noisy.shape[0] != 1:
         raise ValueError(f"noisy and pilot must both be (1, C, H, W), got {tuple(noisy.shape)} and {tuple(pilot.shape)}")
     if not sigma > 0:
@@ -135,7 +147,7 @@ def wiener_refine(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, *, pat
     >>> bool(((refined - clean) ** 2).mean() < ((noisy - clean) ** 2).mean() / 4)
     True
     """
-    _check(noisy, pilot, sigma)
+    check_pair(noisy, pilot, sigma)
     if min(noisy.shape[-2:]) < patch:
         return pilot
     estimate, _ = _wiener(noisy, pilot, sigma, patch, stride, band, colour)
@@ -240,7 +252,7 @@ def wiener_mix(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, *, patche
     with the pilot held fixed is biased, but alike for every filter: the
     bias largely cancels in the choice of weights, which is all it is used for.
     """
-    _check(noisy, pilot, sigma)
+    check_pair(noisy, pilot, sigma)
     patches = [k for k in dict.fromkeys(patches) if k <= min(noisy.shape[-2:])]
     if not patches:
         return WienerMix(pilot.clone(), {}, float("nan"))
