@@ -217,6 +217,9 @@ def test_choose_rule_follows_the_noise_model_and_the_operator() -> None:
     assert isinstance(blurred, Discrepancy) and not blurred.clipped
     clean = engine.choose_rule("auto", fast, Measurement(y, Identity(), Noiseless()))
     assert isinstance(clean, WindowedVariance) and clean.plateau == AUTO_PLATEAU
+    assert clean.patience is not None  # y is the image itself (JPEG): its artefacts are fitted in the end
+    holes = engine.choose_rule("auto", fast, Measurement(y, Mask(np.ones((16, 16), bool)), Noiseless()))
+    assert isinstance(holes, WindowedVariance) and holes.patience is None  # nothing to overfit: run until settled
     faint = engine.choose_rule("auto", fast, Measurement(y, Identity(), GaussianNoise(0.5 / 255)))
     assert isinstance(faint, WindowedVariance)  # below a grey level the noise is no risk
     given = engine.choose_rule(None, replace(fast, fit=replace(fast.fit, iterations=7)), noisy, iterations_given=True)

@@ -88,6 +88,26 @@ def test_windowed_variance_finds_the_calm_point_and_stops_after_patience() -> No
     assert i == detected + 30
 
 
+def test_windowed_variance_without_patience_returns_the_latest_output() -> None:
+    # a texture being learnt: the outputs vary ever more, so the least-variance output is the earliest
+    gen = torch.Generator().manual_seed(0)
+    calm = WindowedVariance(window=10, patience=30)
+    settle = WindowedVariance(window=10, patience=None, plateau=1e-12)
+    reasons: dict[str, str | None] = {"calm": None, "settle": None}
+    for i in range(1, 121):
+        out = torch.randn((1, 1, 8, 8), generator=gen) * 0.01 * i
+        for name, rule in (("calm", calm), ("settle", settle)):
+            if reasons[name] is None:
+                reasons[name] = rule(_state(i, out))
+    assert reasons["calm"] is not None and calm.selection()[0] == 10  # the first full window
+    assert reasons["settle"] is None  # no plateau reached, no minimum looked for: it runs to the cap
+    detected, chosen = settle.selection()
+    assert detected == 120 and settle.describe()["patience"] is None
+    assert chosen.shape == (1, 1, 8, 8)
+    with pytest.raises(ValueError):
+        WindowedVariance(patience=0)
+
+
 def test_windowed_variance_in_a_fit_returns_the_minimum_variance_iteration() -> None:
     net, z = _small_net()
     y = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
@@ -123,6 +143,7 @@ def test_make_rule_names() -> None:
     rule = make_rule("auto", sigma=0.1, clipped=False, factor=1.1)
     assert isinstance(rule, Discrepancy) and (rule.sigma, rule.clipped, rule.factor) == (0.1, False, 1.1)
     assert isinstance(make_rule("auto", sigma=0.5 / 255), WindowedVariance)  # below a grey level: a clean image
+    assert make_rule("auto").patience == 1000 and make_rule("auto", direct=False).patience is None
     assert isinstance(make_rule("fixed", iterations=3), Fixed)
     assert isinstance(make_rule("oracle"), Oracle)
     with pytest.raises(ValueError, match="unknown stopping rule"):

@@ -34,7 +34,7 @@ def _scores(row: dict[str, Any]) -> list[float]:
     return row.get("psnr_eval") or [h["psnr"] for h in row["trajectory"]]
 
 
-def windowed_variance(row: dict[str, Any], window: int, patience: int, plateau: float | None,
+def windowed_variance(row: dict[str, Any], window: int, patience: int | None, plateau: float | None,
                       averaged: bool) -> tuple[int, float]:
     """Replay :class:`~deepprior.fitting.WindowedVariance` (the library's own decision code) on
     the recorded signals; score the averaged output, or the window mean, it would have returned."""
@@ -73,6 +73,9 @@ def study(rows: list[dict[str, Any]], averaged: bool) -> list[tuple[str, list[fl
         for threshold in (1e-5, 5e-6, 3e-6, 2e-6, 1e-6):
             label = f"variance w100 p1000 + plateau {threshold:g}" + (" (auto)" if threshold == AUTO_PLATEAU else "")
             candidates[label] = lambda r, i, t=threshold: windowed_variance(r, 100, 1000, t, averaged)
+        # auto for clean measurements through an operator: no minimum looked for, the plateau or the cap ends it
+        candidates[f"plateau {AUTO_PLATEAU:g} only (auto, clean)"] = (
+            lambda r, i: windowed_variance(r, 100, None, AUTO_PLATEAU, averaged))
     for name, rule in candidates.items():
         stops, gaps = [], []
         for i, row in enumerate(rows):

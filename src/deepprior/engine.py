@@ -139,7 +139,7 @@ def choose_rule(stop: str | StoppingRule | None, preset: Preset, measurement: Me
     """The stopping rule of a run: ``stop`` by name (``None``: ``fixed`` when the iteration count was given,
     else ``auto``) or as a rule object. ``auto`` follows the measurement's noise model: at its level when
     it has one (within the preset's factor, on the clipped-noise residual when ``y`` is the image itself),
-    else when the output settles."""
+    else when the output settles (at its least-variance output when ``y`` is the image itself)."""
     if isinstance(stop, StoppingRule):
         return stop
     if stop is None:
@@ -147,7 +147,8 @@ def choose_rule(stop: str | StoppingRule | None, preset: Preset, measurement: Me
     if stop == "fixed":
         return make_rule("fixed", iterations=preset.fit.iterations)
     if stop == "auto":
-        return make_rule("auto", sigma=measurement.sigma, clipped=measurement.direct, factor=preset.stop_factor)
+        return make_rule("auto", sigma=measurement.sigma, clipped=measurement.direct, factor=preset.stop_factor,
+                         direct=measurement.direct)
     return make_rule(stop)
 
 

@@ -134,9 +134,17 @@ class WindowedVariance(StoppingRule):
     and the output at the minimum is returned: the recipe's averaged output
     when it averages, else the mean of the window's outputs, which is steadier
     than any single one of them. Running sums keep each step O(image size).
-    This is the rule for tasks without a noise level (super-resolution,
-    inpainting, JPEG); for noisy measurements :class:`Discrepancy` stops
-    closer to the best point.
+    This is the rule for measurements of the image itself without a noise
+    level (JPEG artefacts, which a network fits in the end as it fits noise);
+    for noisy measurements :class:`Discrepancy` stops closer to the best point.
+
+    With ``patience=None`` there is no minimum to find: the rule ends the run
+    only on a plateau (below) and returns the latest window mean (or average),
+    at the plateau or at the step cap. This is the rule for clean measurements
+    through an operator (super-resolution, inpainting): nothing in them can be
+    overfitted, and on a texture the outputs vary more as the network learns
+    it, so the calmest output is an early, blurred one (inpaint11's fingerprint
+    stopped at step 156 for 24.3 dB, against 33.5 dB for biharmonic).
 
     With ``plateau``, the run also stops once the output has settled: when
     the window mean has moved by less than ``plateau`` (mean squared change
@@ -149,8 +157,8 @@ class WindowedVariance(StoppingRule):
 
     name = "windowed-variance"
 
-    def __init__(self, window: int = 100, patience: int = 1000, plateau: float | None = None) -> None:
-        if window < 2 or patience < 1 or (plateau is not None and not plateau > 0):
+    def __init__(self, window: int = 100, patience: int | None = 1000, plateau: float | None = None) -> None:
+        if window < 2 or (patience is not None and patience < 1) or (plateau is not None and not plateau > 0):
             raise ValueError(f"window must be >= 2, patience >= 1 and plateau > 0, got {window}, {patience}, {plateau}")
         self.window = window
         self.patience = patience
@@ -204,7 +212,11 @@ class WindowedVariance(StoppingRule):
         if drift is not None:
             self.drifts.append((iteration, drift))
         selected = False
-        if variance < self.min_variance:
+        if self.patience is None:  # no minimum to look for: the latest output is the one returned
+            self.min_variance = min(self.min_variance, variance)
+            self._best_iteration = iteration
+            selected = True
+        elif variance < self.min_variance:
             self.min_variance = variance
             self._best_iteration = iteration
             selected = True
@@ -219,7 +231,7 @@ class WindowedVariance(StoppingRule):
 
     @classmethod
     def replay(cls, variances: list[tuple[int, float]], drifts: list[tuple[int, float]], *, window: int = 100,
-               patience: int = 1000, plateau: float | None = None) -> tuple[int | None, int | None]:
+               patience: int | None = 1000, plateau: float | None = None) -> tuple[int | None, int | None]:
         """Where the rule would have stopped, and whose output it would have returned, given the
         per-step window variances and the window-mean drifts a run recorded (``bench/quality.py``).
 
@@ -315,18 +327,21 @@ class Discrepancy(StoppingRule):
 
 
 def make_rule(name: str, *, sigma: float | None = None, clipped: bool = True, factor: float = 1.0,
-              **options: int) -> StoppingRule:
+              direct: bool = True, **options: int) -> StoppingRule:
     """A rule by name: ``auto``, ``fixed`` (needs ``iterations``) or ``oracle``.
 
     ``auto`` with the measurement's noise level ``sigma`` (given or
     estimated) is :class:`Discrepancy` (stopping at ``factor`` times the
-    noise level); without one, or with one below a grey level (a clean
-    measurement, where overfitting noise is no risk), :class:`WindowedVariance`.
+    noise level); without one, or with one below a grey level,
+    :class:`WindowedVariance`: at its least-variance output when the
+    measurement is the image itself (``direct``: JPEG artefacts are fitted
+    in the end), else (super-resolution, inpainting) when the output settles.
     """
     if name == "auto":
         if sigma is not None and sigma >= 1 / 255:
             return Discrepancy(sigma, clipped=clipped, factor=factor, **options)
-        return WindowedVariance(**{"plateau": AUTO_PLATEAU, **options})
+        settle_only = {} if direct else {"patience": None}
+        return WindowedVariance(**{"plateau": AUTO_PLATEAU, **settle_only, **options})
     if name == "fixed":
         return Fixed(**options)
     if name == "oracle":
