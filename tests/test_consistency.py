@@ -106,3 +106,44 @@ def test_a_classical_weight_outside_0_1_is_refused() -> None:
 
     with pytest.raises(ValueError, match="classical_weight"):
         replace(get_preset("fast-inpaint"), classical_weight=1.0)
+
+
+def _stripes(size: int = 48) -> torch.Tensor:
+    """A repeating texture: what collaborative filtering finds many copies of."""
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    return (0.5 + 0.35 * torch.sin(2 * torch.pi * (xx + 0.5 * yy) / 6)).float()[None, None]
+
+
+def test_the_collaborative_passes_improve_on_the_projection_and_keep_the_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepprior import presets
+    from deepprior.consistency import collaborative_projection
+    from deepprior.fitting.result import FitResult
+
+    clean = _stripes()
+    op = Mask(torch.from_numpy(np.random.default_rng(2).random((48, 48)) > 0.5).float())
+    y = op(clean)
+    fitted = op.classical(y, tuple(clean.shape)).float()  # a smooth first estimate, as a fit would give
+    levels = get_preset("fast-inpaint").collaborative_levels
+    assert len(levels) == 6 and list(levels) == sorted(levels, reverse=True)
+    result = FitResult(image=fitted.clone(), average=None)
+    engine.projection_stage(result, y, op, clean, levels=levels)
+    info = result.refinement
+    assert info["collaborative_passes"] == 6
+    assert info["psnr_refined"] > info["psnr_projected"] + 1.0  # the stripes repeat: the passes restore them
+    assert torch.allclose(result.refined * op.mask, y, atol=1e-6)
+    assert torch.allclose(result.refined, collaborative_projection(fitted, y, op, levels), atol=1e-6)
+
+    monkeypatch.setattr(presets, "COLLABORATIVE_MAX_PIXELS", 48 * 48 - 1)  # one value too many: skipped
+    result = FitResult(image=fitted.clone(), average=None)
+    engine.projection_stage(result, y, op, clean, levels=levels)
+    assert result.refinement["collaborative_passes"] == 0 and "collaborative_skipped" in result.refinement
+    assert torch.allclose(result.refined, project_to_data(fitted, y, op), atol=1e-6)
+
+
+def test_collaborative_levels_need_the_projection_stage() -> None:
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="collaborative_levels"):
+        replace(get_preset("fast"), collaborative_levels=(0.05,))
+    with pytest.raises(ValueError, match="collaborative_levels"):
+        replace(get_preset("fast-inpaint"), collaborative_levels=(0.05, 0.0))

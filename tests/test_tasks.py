@@ -86,6 +86,15 @@ def test_general_restore_with_a_composed_user_operator(clean_rgb: np.ndarray) ->
     assert psnr(clean_rgb, out) > psnr(clean_rgb, 2 * y) + 10
 
 
+@pytest.mark.parametrize("channel_axis", [None, -1])
+def test_grey_inpainting_with_or_without_a_channel_axis(channel_axis: int | None) -> None:
+    rng = np.random.default_rng(0)
+    grey = rng.random((24, 24)).astype(np.float32)
+    out = deepprior.inpaint(grey, rng.random((24, 24)) > 0.5, channel_axis=channel_axis, preset=tiny_preset(2),
+                            seed=0)
+    assert out.shape == (24, 24)
+
+
 @pytest.mark.parametrize("task", ["denoise", "inpaint", "superres", "deblur"])
 def test_odd_sizes_come_back_the_same_size(task: str) -> None:
     rng = np.random.default_rng(0)

@@ -219,9 +219,9 @@ def inpaint(image: np.ndarray, mask: np.ndarray, *, channel_axis: int | None = -
     m = np.asarray(mask)
     if m.dtype == bool:
         m = m.astype(np.float32)
-    if m.ndim == 2:
+    if m.ndim == 2 and channel_axis is not None:  # with no channel axis a 2-D mask goes with a 2-D image
         m = m[..., None]
-        if np.asarray(image).ndim == 3 and channel_axis is not None:
+        if np.asarray(image).ndim == 3:
             m = np.moveaxis(m, -1, channel_axis)
     return run_task("inpaint", image, m, channel_axis=channel_axis, **options)
 

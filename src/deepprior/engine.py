@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -197,11 +198,15 @@ def refinement_for(preset: Preset, measurement: Measurement, wanted: bool | None
 
 
 def projection_stage(result: FitResult, measurement: torch.Tensor, operator: torch.nn.Module,
-                     ground_truth: torch.Tensor | None = None, classical_weight: float = 0.0) -> None:
+                     ground_truth: torch.Tensor | None = None, classical_weight: float = 0.0,
+                     levels: Sequence[float] = ()) -> None:
     """Refine ``result`` in place: its output moved the least that makes it explain the noiseless measurement
     exactly (:func:`deepprior.consistency.project_to_data`), after averaging it with the operator's classical
-    reconstruction (``classical_weight`` of it) when the preset asks."""
-    from deepprior.consistency import project_to_data
+    reconstruction (``classical_weight`` of it) when the preset asks; then, for each of ``levels``, filtered
+    collaboratively by itself and projected again (:func:`deepprior.consistency.collaborative_projection`),
+    unless the image has more than :data:`~deepprior.presets.COLLABORATIVE_MAX_PIXELS` values."""
+    from deepprior.consistency import collaborative_projection, project_to_data
+    from deepprior.presets import COLLABORATIVE_MAX_PIXELS
 
     start = time.perf_counter()
     fitted = result.fitted
@@ -215,15 +220,25 @@ def projection_stage(result: FitResult, measurement: torch.Tensor, operator: tor
     if mixed:
         classical = operator.classical(y, tuple(fitted.shape)).to(fitted.device, torch.float32)
         start_point = (1 - classical_weight) * start_point + classical_weight * classical
-    result.refined = project_to_data(start_point, y, operator).to(fitted.dtype)
+    projected = project_to_data(start_point, y, operator)
+    passes = list(levels) if projected.numel() <= COLLABORATIVE_MAX_PIXELS else []
+    refined = collaborative_projection(projected, y, operator, passes) if passes else projected
+    result.refined = refined.to(fitted.dtype)
     after = float(torch.mean((operator(result.refined.float()) - y) ** 2))
     result.refinement = {"method": "project", "data_mse_before": before, "data_mse_after": after,
                          "seconds": round(time.perf_counter() - start, 3)}
     if mixed:
         result.refinement["classical_weight"] = classical_weight
+    if levels:
+        result.refinement["collaborative_passes"] = len(passes)
+        if not passes:
+            result.refinement["collaborative_skipped"] = (f"{projected.numel()} values, above "
+                                                          f"{COLLABORATIVE_MAX_PIXELS}")
     if ground_truth is not None:
         gt = ground_truth.to(fitted.device)
         result.refinement["psnr_fitted"] = round(tensor_psnr(fitted, gt), 4)
+        if passes:
+            result.refinement["psnr_projected"] = round(tensor_psnr(projected, gt), 4)
         result.refinement["psnr_refined"] = round(tensor_psnr(result.refined, gt), 4)
 
 

@@ -258,7 +258,7 @@ def _fit(measurement: Measurement, guide: np.ndarray | None, ground_truth: np.nd
         engine.wiener_stage(result, y, measurement.sigma, gt)
     elif stage == "project":
         engine.projection_stage(result, y, measurement.operator.to(result.fitted.device), gt,
-                                preset.classical_weight)
+                                preset.classical_weight, preset.collaborative_levels)
     return result
 
 
