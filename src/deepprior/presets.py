@@ -106,12 +106,14 @@ FAST_INPAINT_STEPS = 2500
 FAST_INPAINT_CLASSICAL_WEIGHT = 0.5
 
 #: Noise levels of ``fast-inpaint``'s collaborative passes after the projection (six, geometric from 20 to 3 grey
-#: levels). On the 256x256 grey crops of CBSD68 101085 and 101087 with half the pixels dropped
-#: (``bench/studies/inpaint_passes.py --data ../shared/data --images 101085,101087 --crop 256``), after the
-#: 2500-step fit averaged with biharmonic (27.89, 28.67 dB): 3 passes from 10 to 3 levels 28.04, 29.01; 4 from 15
-#: 28.08, 29.11; these six 28.10, 29.22; 10 from 30 to 2 28.07, 29.26 for 1.6x the time. 11 s for six passes at
-#: 256x256 here. The same six passes from biharmonic alone give 28.06, 29.21: on these textured photos the
-#: passes, not the fit, make most of the gain.
+#: levels). Chosen on the 256x256 grey crop of CBSD68 101085 with half the pixels dropped
+#: (``bench/studies/inpaint_passes.py --data ../shared/data --images 101085 --crop 256``, rows in
+#: ``bench/results/inpaint_passes.json``): from the 2500-step fit averaged with biharmonic (28.07 dB; fit alone
+#: 27.64, biharmonic 27.75), 3 passes from 10 to 3 levels give 28.22, 4 from 15 28.25, these six 28.26, 10 from
+#: 30 to 2 28.21 for 1.6x the time (12 s for six passes at 256x256 here). The same six passes from biharmonic
+#: alone give 28.19, from the fit alone 28.17. On 101087 the study was stopped before its row was written
+#: (six passes from the fit alone printed 29.36); an exploratory run on it with the complementary mask took the
+#: average with biharmonic from 28.67 to 29.22. The study resumes where it stopped.
 FAST_INPAINT_LEVELS = tuple(round(20 / 255 * (3 / 20) ** (i / 5), 6) for i in range(6))
 
 #: Above this many values (pixels times colour planes) the collaborative passes are skipped: one pass costs
