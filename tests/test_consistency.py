@@ -147,3 +147,13 @@ def test_collaborative_levels_need_the_projection_stage() -> None:
         replace(get_preset("fast"), collaborative_levels=(0.05,))
     with pytest.raises(ValueError, match="collaborative_levels"):
         replace(get_preset("fast-inpaint"), collaborative_levels=(0.05, 0.0))
+
+
+def test_a_measurement_outside_the_operators_range_is_projected_without_nans() -> None:
+    # a mask's measurement that still holds values where the mask hides them (as a photo read from disk does)
+    rng = np.random.default_rng(3)
+    op = Mask(torch.from_numpy(rng.random((16, 16)) > 0.5).float())
+    y = torch.from_numpy(rng.random((1, 3, 16, 16))).float()  # not op(anything): nonzero under the mask's zeros
+    out = project_to_data(torch.full_like(y, 0.5), y, op)
+    assert bool(torch.isfinite(out).all())
+    assert torch.allclose(out * op.mask, y * op.mask, atol=1e-6)  # the known pixels are y's

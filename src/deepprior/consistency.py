@@ -7,9 +7,10 @@ way; its orthogonal projection onto ``{x : A x = y}``,
     x = x0 + A^T (A A^T)^-1 (y - A x0),
 
 is the image nearest to the fit that explains the data exactly (for super-resolution this is the fixed point
-of iterative back-projection, Irani and Peleg 1991; for a mask it puts the known pixels back). ``A A^T`` is
-solved by conjugate gradients with the operator's adjoint, so any linear operator works; the mask's case is
-exact after one step.
+of iterative back-projection, Irani and Peleg 1991; for a mask it puts the known pixels back). It is computed by
+conjugate gradients on the least-squares problem (CGLS) with the operator's adjoint, so any linear operator works,
+and a measurement the operator cannot produce exactly (a photo that still shows the pixels a mask hides) is
+matched where it can be; the mask's case is exact after one step.
 
 :func:`collaborative_projection` then alternates that projection with a collaborative Wiener filter of the
 estimate guided by itself (:func:`deepprior.blockmatch.collaborative_refine`) at decreasing noise levels: a
@@ -28,10 +29,9 @@ __all__ = ["collaborative_projection", "project_to_data"]
 
 
 @torch.no_grad()
-def _normal(operator: Operator, u: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+def _adjoint(operator: Operator, u: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     with torch.enable_grad():
-        back = operator.adjoint(u, shape)
-    return operator(back)
+        return operator.adjoint(u, shape).detach()
 
 
 def project_to_data(estimate: torch.Tensor, measurement: torch.Tensor, operator: Operator, *,
@@ -48,26 +48,32 @@ def project_to_data(estimate: torch.Tensor, measurement: torch.Tensor, operator:
     x0 = estimate.detach().float()
     y = measurement.detach().to(x0)
     shape = tuple(x0.shape)
+    # conjugate gradients on the least-squares problem (CGLS) started at x0: every correction lies in the range of
+    # the adjoint, so the limit is x0's nearest least-squares solution, and a measurement with values the operator
+    # cannot produce (a mask's hidden pixels) only has its explainable part matched
     with torch.no_grad():
         residual = y - operator(x0)
-    u = torch.zeros_like(residual)
-    r = residual.clone()
-    p = r.clone()
-    rr = float((r * r).sum())
-    start = rr
+    correction = torch.zeros_like(x0)
+    s = _adjoint(operator, residual, shape)
+    p = s.clone()
+    gamma = float((s * s).sum())
+    start = gamma
     for _ in range(iterations):
-        if rr <= tolerance**2 * max(start, 1e-30):
+        if gamma <= tolerance**2 * max(start, 1e-30):
             break
-        q = _normal(operator, p, shape)
-        alpha = rr / max(float((p * q).sum()), 1e-30)
-        u += alpha * p
-        r -= alpha * q
-        new = float((r * r).sum())
-        p = r + (new / rr) * p
-        rr = new
-    with torch.enable_grad():
-        correction = operator.adjoint(u, shape)
-    out = x0 + correction.detach()
+        with torch.no_grad():
+            q = operator(p)
+        curvature = float((q * q).sum())
+        if curvature <= 0.0:
+            break
+        alpha = gamma / curvature
+        correction += alpha * p
+        residual -= alpha * q
+        s = _adjoint(operator, residual, shape)
+        new = float((s * s).sum())
+        p = s + (new / gamma) * p
+        gamma = new
+    out = x0 + correction
     return out.clamp(0, 1) if clip else out
 
 
