@@ -131,7 +131,7 @@ def test_the_collaborative_passes_improve_on_the_projection_and_keep_the_data(mo
     assert info["collaborative_passes"] == 6
     assert info["psnr_refined"] > info["psnr_projected"] + 1.0  # the stripes repeat: the passes restore them
     assert torch.allclose(result.refined * op.mask, y, atol=1e-6)
-    assert torch.allclose(result.refined, collaborative_projection(fitted, y, op, levels), atol=1e-6)
+    assert torch.allclose(result.refined, collaborative_projection(project_to_data(fitted, y, op), y, op, levels), atol=1e-6)
 
     monkeypatch.setattr(presets, "COLLABORATIVE_MAX_PIXELS", 48 * 48 - 1)  # one value too many: skipped
     result = FitResult(image=fitted.clone(), average=None)

@@ -79,23 +79,26 @@ def project_to_data(estimate: torch.Tensor, measurement: torch.Tensor, operator:
 
 def collaborative_projection(estimate: torch.Tensor, measurement: torch.Tensor, operator: Operator,
                              levels: Sequence[float]) -> torch.Tensor:
-    """``estimate`` projected onto the data, then for each noise level of ``levels`` (on the [0, 1] scale,
-    best decreasing) filtered by :func:`~deepprior.blockmatch.collaborative_refine` with itself as pilot and
-    projected again: the result explains ``measurement`` exactly and is in [0, 1].
+    """For each noise level of ``levels`` (on the [0, 1] scale, best decreasing), ``estimate`` filtered by
+    :func:`~deepprior.blockmatch.collaborative_refine` with itself as pilot, then projected onto the data: the
+    result explains ``measurement`` exactly and is in [0, 1]. Start from a projected estimate (as
+    :func:`deepprior.engine.projection_stage` does) so that the first filter sees the data.
 
     >>> from deepprior.operators import Mask
     >>> known = (torch.rand(1, 1, 24, 24, generator=torch.Generator().manual_seed(0)) > 0.5).float()
     >>> image = torch.linspace(0, 1, 24).repeat(1, 1, 24, 1)
     >>> grey, op = torch.full_like(image, 0.5), Mask(known)
-    >>> out = collaborative_projection(grey, image * known, op, [0.2, 0.1, 0.05, 0.02])
+    >>> out = collaborative_projection(project_to_data(grey, image * known, op), image * known, op, [0.2, 0.1, 0.05, 0.02])
     >>> error = lambda x: float(((x - image) ** 2).mean())
     >>> bool(torch.equal(out * known, image * known)), error(out) < error(project_to_data(grey, image * known, op)) / 3
     (True, True)
     """
     from deepprior.blockmatch import collaborative_refine
 
+    if not levels:
+        raise ValueError("collaborative_projection needs at least one noise level")
     y = measurement.detach().float()
-    x = project_to_data(estimate, y, operator)
+    x = estimate.detach().float()
     for level in levels:
         x = project_to_data(collaborative_refine(x, x, float(level)), y, operator)
     return x
