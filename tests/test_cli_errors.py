@@ -46,6 +46,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder (also the cwd) with tiny inputs and an existing ``out.png`` to protect."""
     _png(tmp_path / "in.png", 16, 16)
     _png(tmp_path / "small.png", 8, 8)
+    _png(tmp_path / "one.png", 1, 1)
     _png(tmp_path / "wide.png", 16, 24)
     _png(tmp_path / "gt.png", 16, 16)
     _mask(tmp_path / "kern.png", 5, 5)
@@ -109,6 +110,7 @@ CASES = [
     ("input-is-folder", ["denoise", "folder.png", "-o", "out.png", *EXTRAS], ["folder.png", "folder"]),
     ("input-not-an-image", ["denoise", "x.png", "-o", "out.png", *EXTRAS], ["x.png", "not an image"]),
     ("input-empty", ["denoise", "empty.png", "-o", "out.png", *EXTRAS], ["empty.png", "empty"]),
+    ("input-1x1", ["denoise", "one.png", "-o", "out.png", "--sigma", "25", *EXTRAS], ["one.png", "1x1", "8x8"]),
     ("inpaint-mask-size", ["inpaint", "in.png", "--mask", "mask_small.png", "-o", "out.png", *EXTRAS],
      ["mask_small.png", "8x8", "16x16"]),
     ("inpaint-mask-missing", ["inpaint", "in.png", "--mask", "nomask.png", "-o", "out.png", *EXTRAS],

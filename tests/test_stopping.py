@@ -188,7 +188,7 @@ def test_discrepancy_stops_at_the_first_iteration_the_windowed_fit_is_below_the_
     levels = {t: sum(fits[t - window : t]) / window for t in range(window, len(fits) + 1)}
     first = min(t for t, level in levels.items() if level <= factor * sigma**2)
     assert out.result.iterations_run == first == out.result.stopping["stopped_at"] < 1000
-    assert out.result.stop_reason == f"auto: fit reached the noise level (sigma {sigma:.4f}) at iteration {first}"
+    assert out.result.stop_reason == f"auto: fit reached the noise level ({sigma * 255:.1f} of 255) at iteration {first}"
     assert out.result.stopping["threshold"] == factor * sigma**2
 
 

@@ -123,3 +123,61 @@ def test_serve_without_gradio_says_how_to_install(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(builtins, "__import__", no_gradio)
     assert main(["serve"]) == 2
     assert "pip install 'deepprior[web]'" in capsys.readouterr().err
+
+
+def test_downloads_are_named_after_the_upload_and_records_hold_no_server_paths(tmp_path: Path, noisy: str) -> None:
+    photo = tmp_path / "holiday photo.png"
+    photo.write_bytes(Path(noisy).read_bytes())
+    run = RestoreRun("denoise", str(photo), tmp_path / "run", iterations=3, seed=0, sigma=25)
+    run.start()
+    assert run.wait(120)
+    assert run.output_path.name == "holiday photo-denoised.png"
+    assert run.record_path.name == "holiday photo-denoised.json"
+    text = Path(run.record_path).read_text()
+    record = json.loads(text)
+    assert record["inputs"] == ["holiday photo.png"] and record["output"] == "holiday photo-denoised.png"
+    assert str(tmp_path) not in text and "/tmp" not in text
+
+
+def test_a_stopped_run_says_so(tmp_path: Path, noisy: str) -> None:
+    run = RestoreRun("denoise", noisy, tmp_path / "run", seed=0, sigma=25)
+    run.start()
+    while run.snapshot().iteration < 2:
+        run.wait(0.05)
+    run.stop()
+    assert run.wait(60) and run.snapshot().stopped
+    finished = RestoreRun("denoise", noisy, tmp_path / "other", iterations=2, seed=0, sigma=25)
+    finished.start()
+    assert finished.wait(60) and not finished.snapshot().stopped
+
+
+def test_a_deblur_stopped_too_early_is_flagged(tmp_path: Path, clean_rgb: np.ndarray) -> None:
+    """Two steps leave the network's output far from the picture: it explains the blurred input worse than the
+    input itself does, and the run says so (with no ground truth)."""
+    from scipy.ndimage import gaussian_filter
+
+    blurred = np.stack([gaussian_filter(clean_rgb[..., c], 1.6) for c in range(3)], axis=-1)
+    path = tmp_path / "blurred.png"
+    write_image(path, blurred)
+    run = RestoreRun("deblur", str(path), tmp_path / "run", kernel="gaussian:1.6", sigma=2, iterations=2, seed=0)
+    run.start()
+    assert run.wait(120)
+    assert run.warning is not None and "worse than the input itself" in run.warning
+
+
+def test_tiny_images_are_refused_in_plain_words(tmp_path: Path) -> None:
+    tiny = tmp_path / "tiny.png"
+    write_image(tiny, np.full((1, 1, 3), 0.5))
+    for sigma in (None, 25):  # a noise level typed in used to let a 1x1 image run
+        with pytest.raises(InputProblem, match=r"only 1x1 pixels; the smallest image deepprior takes is 8x8"):
+            RestoreRun("denoise", str(tiny), tmp_path / "a", sigma=sigma)
+    small = tmp_path / "small.png"
+    write_image(small, np.full((10, 12, 3), 0.5))
+    with pytest.raises(InputProblem, match=r"only 12x10 pixels, too small to estimate its noise level"):
+        RestoreRun("denoise", str(small), tmp_path / "b")
+
+
+def test_the_expected_time_comes_from_a_measured_step(tmp_path: Path, noisy: str) -> None:
+    run = RestoreRun("denoise", noisy, tmp_path / "run", seed=0, sigma=25, iterations=50)
+    seconds = run.expected_seconds()
+    assert run.expected_steps == 50 and 0 < seconds < 600

@@ -222,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-upload-mb", type=_positive_int, default=20, metavar="N", help="largest upload (default 20 MB)")
     p.add_argument("--concurrency", type=_positive_int, default=1, metavar="N",
                    help="runs at a time; others wait in the queue (default 1)")
+    p.add_argument("--max-steps", type=_positive_int, default=None, metavar="N",
+                   help="no run takes more steps than N (default: each recipe's own cap)")
     _add_batch_parser(sub)
     return parser
 
@@ -459,7 +461,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise InputError(WEB_EXTRA_HINT) from None
     print(f"deepprior web app on http://{args.host}:{args.port} (Ctrl-C stops it)")
     serve(args.host, args.port, max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb,
-          concurrency=args.concurrency)
+          concurrency=args.concurrency, max_steps=args.max_steps)
     return 0
 
 

@@ -20,8 +20,8 @@ from deepprior.measurement import Measurement
 from deepprior.nets import Generator, build_net, meshgrid_input, noise_input
 from deepprior.presets import Preset
 
-__all__ = ["Setup", "build_generator", "canvas_frame", "choose_rule", "estimate_memory", "projection_stage",
-           "refinement_for", "resolve_device", "resolve_precision", "set_up", "wiener_stage"]
+__all__ = ["Setup", "build_generator", "canvas_frame", "choose_rule", "estimate_memory", "measure_step_seconds",
+           "projection_stage", "refinement_for", "resolve_device", "resolve_precision", "set_up", "wiener_stage"]
 
 
 def bf16_is_fast(device: torch.device) -> bool:
@@ -133,6 +133,34 @@ def estimate_memory(preset: Preset, image_size: tuple[int, int], channels: int, 
     net, in_channels = build_generator(preset, channels, guide)
     ch, cw, _ = canvas_frame(image_size[0], image_size[1], net.size_multiple, net.min_size)
     return estimate_fit_bytes(net, in_channels, (ch, cw))
+
+
+def measure_step_seconds(preset: Preset, channels: int, device: torch.device, precision: str, *,
+                         sizes: tuple[int, int] = (64, 160), steps: int = 3) -> tuple[float, float]:
+    """The cost of one fitting step of ``preset`` here, as ``(fixed seconds, seconds per canvas pixel)``:
+    a few steps of its network, through the real fitting loop, on two canvas sizes (each timed after a
+    warm-up step), and the line through the two. A step on a canvas of ``n`` pixels then takes about
+    ``fixed + n * per_pixel`` seconds: an expected run time for a page to show before a run."""
+    from dataclasses import replace
+
+    from deepprior.fitting import fit
+
+    points = []
+    for size in sizes:
+        guide = torch.rand(1, channels, size, size) if preset.input_kind in ("image", "measurement", "estimate") \
+            else None
+        setup = set_up(preset, channels, (size, size), 0, device, guide)
+        y = torch.rand(1, channels, size, size, device=device)
+        stamps: list[float] = []
+        config = replace(preset.fit, iterations=steps + 1, backtrack_db=None)
+        fit(setup.net, setup.net_input, y, None, config, frame=setup.frame, generator=setup.generator,
+            callbacks=[lambda state, stamps=stamps: stamps.append(time.perf_counter())],
+            stopping=make_rule("fixed", iterations=steps + 1), precision=precision,
+            channels_last=precision == "bf16")
+        points.append((setup.net_input.shape[-2] * setup.net_input.shape[-1], (stamps[-1] - stamps[0]) / steps))
+    (small, t_small), (large, t_large) = points
+    per_pixel = max(t_large - t_small, 0.0) / (large - small)
+    return max(t_small - per_pixel * small, 0.0), per_pixel
 
 
 def choose_rule(stop: str | StoppingRule | None, preset: Preset, measurement: Measurement, *,

@@ -173,7 +173,9 @@ def estimate_sigma(image: np.ndarray, *, patch: int = 7, clipped: bool = True, s
     if img.ndim == 2:
         img = img[..., None]
     if img.ndim != 3 or min(img.shape[:2]) < 2 * patch:
-        raise ValueError(f"image of shape {np.shape(image)} is too small to estimate noise (needs {2 * patch} pixels a side)")
+        height, width = (*np.shape(image), 1, 1)[:2]
+        raise ValueError(f"the image is only {width}x{height} pixels, too small to estimate its noise level (that "
+                         f"needs {2 * patch}x{2 * patch}); give the noise level instead")
     rng = np.random.default_rng(seed)
     per_channel = [_weak_texture_sigma(img[..., c], patch, rng, 60_000) for c in range(img.shape[2])]
     sigma = float(np.mean(per_channel))

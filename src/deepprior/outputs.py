@@ -74,14 +74,18 @@ def check_targets(output: str, inputs: Sequence[str], *, record: str | None = No
                 raise InputError(f"{what} folder '{folder}' is also the output, record or checkpoint file")
 
 
-def write_result(restored: Any, output: str, record: str | None = None) -> None:
+def write_result(restored: Any, output: str, record: str | None = None, *, names_only: bool = False) -> None:
     """Write the restored image (at its input's bit depth, with its transparency) and, if asked, its record:
-    both or neither."""
+    both or neither. ``names_only`` records the files by name without their folders (a server's temporary
+    folders are nobody's business)."""
     job = restored.job
     if record is None:
         write_image(output, restored.image, bit_depth=job.bit_depth, alpha=job.alpha)
         return
-    text = json.dumps(restored.record(output), indent=1, allow_nan=False) + "\n"
+    data = restored.record(os.path.basename(output) if names_only else output)
+    if names_only:
+        data["inputs"] = [os.path.basename(path) for path in data.get("inputs") or []]
+    text = json.dumps(data, indent=1, allow_nan=False) + "\n"
     with atomic_destination(output) as image_temp, atomic_destination(record) as record_temp:
         write_image(image_temp, restored.image, bit_depth=job.bit_depth, alpha=job.alpha)
         with open(record_temp, "w", encoding="utf-8") as handle:

@@ -50,6 +50,8 @@ class Settings:
     checkpoint, checkpoint_every, resume : save the fit's whole state every so many steps; continue from it.
     progress : show a progress bar; description : its label.
     callbacks : called with every :class:`~deepprior.fitting.IterationState`; a truthy answer stops the fit.
+    max_steps : a server's limit on any run's steps: the recipe's cap is lowered to it (a larger count asked
+        for is refused).
     """
 
     preset: str | Preset | None = None
@@ -68,6 +70,7 @@ class Settings:
     progress: bool = False
     description: str | None = None
     callbacks: tuple[Callable[[IterationState], Any], ...] = ()
+    max_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.iterations is not None and self.iterations < 1:
@@ -141,6 +144,10 @@ def _resolve_preset(job: Job, settings: Settings) -> Preset:
         except ValueError as exc:
             raise InputError(str(exc)) from None
     preset = preset.with_iterations(settings.iterations)
+    if settings.max_steps is not None and preset.fit.iterations > settings.max_steps:
+        if settings.iterations is not None:
+            raise InputError(f"{settings.iterations} iterations asked for; at most {settings.max_steps} here")
+        preset = preset.with_iterations(settings.max_steps)
     sigma = job.measurement.sigma
     if preset.fit.loss == "sure":
         if not sigma:

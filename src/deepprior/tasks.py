@@ -38,6 +38,8 @@ __all__ = [
 WEB_CONTROLS = ("mask", "scale", "blur", "sigma")
 #: Noise models a task's measurement can carry; "gaussian" stops at the noise level, "none" when the output settles.
 NOISE_MODELS = ("none", "gaussian")
+#: The smallest input image, in pixels a side, that any task accepts (a 1x1 "photo" is a mistake, not a job).
+MIN_INPUT_SIDE = 8
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,12 @@ class Slot:
 
 @dataclass(frozen=True)
 class WebControls:
-    """How the web page offers a task: its label and which of :data:`WEB_CONTROLS` it shows."""
+    """How the web page offers a task: its label, which of :data:`WEB_CONTROLS` it shows, and the word its
+    download is named with (``photo.jpg`` gives ``photo-denoised.png``)."""
 
     label: str
     controls: tuple[str, ...] = ()
+    result_word: str = "restored"
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,12 @@ def _finish(task: Task, images: Mapping[str, Image], options: TaskOptions) -> Jo
     missing = [name for name in task.required if getattr(options, name) is None]
     if missing:
         raise InputError(f"{task.name} needs {', '.join(missing)}")
+    for role, image in images.items():
+        height, width = image.pixels.shape[:2]
+        if min(height, width) < MIN_INPUT_SIDE:
+            which = f"'{image.path}'" if image.path else f"the {role.replace('_', '-')}"
+            raise InputError(f"{which} is only {width}x{height} pixels; the smallest image deepprior takes is "
+                             f"{MIN_INPUT_SIDE}x{MIN_INPUT_SIDE}")
     job = task.build(images, options)
     if task.noise == "gaussian":
         m = job.measurement
@@ -247,27 +257,27 @@ _NOISE_HELP = "the noise level on the 0-255 scale (estimated from the image when
 for _task in (
     Task("denoise", "Remove noise from an image.", jobs.denoise_job, noise="gaussian", presets=("denoise",),
          default_preset=_denoise_preset, example="deepprior denoise noisy.png -o clean.png --sigma 25",
-         web=WebControls("Denoise", ("sigma",)),
+         web=WebControls("Denoise", ("sigma",), "denoised"),
          option_help={"sigma": _NOISE_HELP + "; 40 or more picks 'denoise-50'"}),
     Task("superres", "Upscale an image by an integer factor.", jobs.superres_job,
          inputs=(Slot("image", "the low-resolution image", positional=True),), options=("scale", "kernel"),
          required=("scale",), presets=("superres",), default_preset=_superres_preset,
-         example="deepprior superres small.png -o large.png --scale 4", web=WebControls("Super-resolve", ("scale",)),
+         example="deepprior superres small.png -o large.png --scale 4", web=WebControls("Super-resolve", ("scale",), "upscaled"),
          option_help={"kernel": "downsampling model: lanczos2 (paper), lanczos3, bicubic, box, gauss"}),
     Task("inpaint", "Fill in the damaged or missing parts of an image.", jobs.inpaint_job,
          inputs=(Slot("image", "the damaged image", positional=True),
                  Slot("mask", "mask image of the same size: white = known, black = to fill")),
          presets=("inpaint", "restore"), default_preset=_inpaint_preset,
          example="deepprior inpaint photo.png --mask mask.png -o filled.png   (mask: white = known)",
-         web=WebControls("Inpaint (fill a mask)", ("mask",))),
+         web=WebControls("Inpaint (fill a mask)", ("mask",), "filled")),
     Task("deblur", "Remove a known blur.", jobs.deblur_job, options=("kernel",), required=("kernel",),
          noise="gaussian", presets=("deblur",), default_preset="deblur",
          example="deepprior deblur blurry.png -o sharp.png --kernel gaussian:1.6",
-         web=WebControls("Deblur (Gaussian blur)", ("blur", "sigma")),
+         web=WebControls("Deblur (Gaussian blur)", ("blur", "sigma"), "deblurred"),
          option_help={"kernel": "gaussian:SIGMA, or a kernel file (.npy or a grey image)",
                       "sigma": _NOISE_HELP + "; automatic stopping ends the fit when it reaches the noise"}),
     Task("dejpeg", "Remove JPEG blocking and ringing.", jobs.dejpeg_job, presets=("dejpeg",), default_preset="dejpeg",
-         example="deepprior dejpeg blocky.jpg -o clean.png", web=WebControls("Remove JPEG artefacts")),
+         example="deepprior dejpeg blocky.jpg -o clean.png", web=WebControls("Remove JPEG artefacts", (), "cleaned")),
     Task("flash", "Combine a flash / no-flash pair: no-flash lighting, flash detail.", jobs.flash_job,
          inputs=(Slot("flash", "the photo taken with flash"), Slot("no_flash", "the photo taken without flash")),
          presets=("flash",), default_preset="flash", example="deepprior flash --flash f.jpg --no-flash nf.jpg -o out.png",

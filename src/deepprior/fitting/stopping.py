@@ -19,6 +19,7 @@ run (by returning a reason) and may pick an earlier output than the last one.
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 
@@ -225,8 +226,9 @@ class WindowedVariance(StoppingRule):
                     f"{self.patience} steps"), False
         if drift is not None and self.plateau is not None and drift < self.plateau:
             self._best_iteration = iteration
-            return (f"auto: output settled at iteration {iteration} (moved {drift:.1e} over the last "
-                    f"{2 * (self.window // 2)} steps, below {self.plateau:.0e})"), True
+            return (f"auto: output settled at iteration {iteration} (it moved {math.sqrt(drift) * 255:.2f} grey "
+                    f"levels RMS over the last {2 * (self.window // 2)} steps, below "
+                    f"{math.sqrt(self.plateau) * 255:.2f})"), True
         return None, selected
 
     @classmethod
@@ -254,6 +256,8 @@ class WindowedVariance(StoppingRule):
         values = {"output variance": self.variances[-1][1]} if self.variances else {}
         if self.drifts:
             values["output change"] = self.drifts[-1][1]
+            if self.plateau is not None:
+                values["settled below"] = self.plateau
         return values
 
     def describe(self) -> dict[str, object]:
@@ -312,7 +316,8 @@ class Discrepancy(StoppingRule):
         self.threshold = self.factor * (self._clipped_variance if self.clipped else self.sigma**2)
         if level <= self.threshold:
             self.stopped_at = state.iteration
-            return f"auto: fit reached the noise level (sigma {self.sigma:.4f}) at iteration {state.iteration}"
+            return (f"auto: fit reached the noise level ({self.sigma * 255:.1f} of 255) at iteration "
+                    f"{state.iteration}")
         return None
 
     def monitor(self) -> dict[str, float]:
