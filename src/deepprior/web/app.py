@@ -220,7 +220,7 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
                                      height=360, elem_id="compare")
             plot = gr.LinePlot(x="iteration", y="grey levels", color="curve", label=PLOT_LABEL,
                                    x_title="step", y_title="RMS, grey levels (0-255)", color_title="curve",
-                                   height=280, elem_id="plot")
+                                   elem_id="plot")  # no fixed height: with one, the legend is cut off
 
         def show_task_options(chosen: str) -> tuple[Any, ...]:
             shown = _controls(chosen)
