@@ -269,7 +269,7 @@ def test_browser_restores_a_photo_for_every_task_with_every_default(browser_serv
         for task in web_tasks():  # every page set up and started; the server queues what it cannot run yet
             folder = tmp_path / task
             folder.mkdir()
-            clean = _photo(128 if task == "denoise" else 64)
+            clean = _photo(96 if task == "denoise" else 64)
             photo, mask, input_psnr = _corrupted(task, clean, folder)
             page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
             page.goto(browser_server)

@@ -281,7 +281,7 @@ class Discrepancy(StoppingRule):
 
     >>> rule = Discrepancy(sigma=0.1, window=2, clipped=False)
     >>> [rule(IterationState(i, f, torch.zeros(1), None, fit=f)) for i, f in enumerate([0.03, 0.02, 0.011, 0.009], 1)]
-    [None, None, None, 'auto: fit reached the noise level (sigma 0.1000) at iteration 4']
+    [None, None, None, 'auto: fit reached the noise level (25.5 of 255) at iteration 4']
     """
 
     name = "discrepancy"

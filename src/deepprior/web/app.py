@@ -175,10 +175,6 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
             with gr.Column(scale=1):
                 image = gr.File(label="Image (PNG, JPEG, TIFF, BMP, WebP; 16-bit kept)", file_types=["image"],
                                 type="filepath", elem_id="upload", height=110)
-                example_strip = gr.Gallery([(row[0], TASKS[row[1]].web.label) for row in examples],
-                                           label="...or click an example", columns=len(examples), rows=1,
-                                           height=130, allow_preview=False, object_fit="cover", interactive=False,
-                                           elem_id="examples")
                 offered = web_tasks()
                 task = gr.Radio([(TASKS[t].web.label, t) for t in offered], value=offered[0], label="Task",
                                 elem_id="task")
@@ -203,6 +199,10 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
                 with gr.Row():
                     run_button = gr.Button("Run", variant="primary", elem_id="run")
                     stop_button = gr.Button("Stop", elem_id="stop")
+                example_strip = gr.Gallery([(row[0], TASKS[row[1]].web.label) for row in examples],
+                                           label="No image at hand? Click an example", columns=len(examples),
+                                           rows=1, height=130, allow_preview=False, object_fit="cover",
+                                           interactive=False, elem_id="examples")
             with gr.Column(scale=2):
                 status = gr.Markdown(READY_TEXT, elem_id="status")
                 with gr.Row():
