@@ -60,25 +60,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def _running_server(concurrency: int = 1, max_steps: int | None = None) -> Iterator[str]:
+    """A test server on loopback (small uploads only), its address yielded, closed afterwards."""
     from deepprior.web import serve
 
     port = _free_port()
-    app = serve(port=port, block=False, max_pixels=40_000, max_upload_mb=2, concurrency=1, max_steps=MAX_STEPS)
+    app = serve(port=port, block=False, max_pixels=40_000, max_upload_mb=2, concurrency=concurrency,
+                max_steps=max_steps)
     yield f"http://127.0.0.1:{port}/"
     app.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    yield from _running_server(max_steps=MAX_STEPS)
 
 
 @pytest.fixture(scope="module")
 def unlimited_server() -> Iterator[str]:
     """A server with no step limit, for a run that must outlast the test."""
-    from deepprior.web import serve
-
-    port = _free_port()
-    app = serve(port=port, block=False, max_pixels=40_000, max_upload_mb=2, concurrency=1)
-    yield f"http://127.0.0.1:{port}/"
-    app.close()  # type: ignore[attr-defined]
+    yield from _running_server()
 
 
 @pytest.fixture
@@ -246,12 +247,7 @@ def _playwright() -> Any:
 @pytest.fixture(scope="module")
 def browser_server() -> Iterator[str]:
     """Two runs at a time (each on one core of this 2-core machine), at most :data:`BROWSER_STEPS` steps each."""
-    from deepprior.web import serve
-
-    port = _free_port()
-    app = serve(port=port, block=False, max_pixels=40_000, max_upload_mb=2, concurrency=2, max_steps=BROWSER_STEPS)
-    yield f"http://127.0.0.1:{port}/"
-    app.close()  # type: ignore[attr-defined]
+    yield from _running_server(concurrency=2, max_steps=BROWSER_STEPS)
 
 
 def test_browser_restores_a_photo_for_every_task_with_every_default(browser_server: str, tmp_path: Path) -> None:
