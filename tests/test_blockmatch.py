@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from deepprior.blockmatch import _starts, collaborative_refine, collaborative_wiener, match
+from deepprior.blockmatch import _starts, candidates, collaborative_refine, collaborative_wiener, match
 from deepprior.refine import wiener_refine
 
 
@@ -87,3 +87,26 @@ def test_bad_arguments_and_tiny_images() -> None:
         collaborative_refine(torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16), 0.0)
     with pytest.raises(ValueError, match="smaller than"):
         collaborative_wiener(torch.rand(1, 1, 6, 6), torch.rand(1, 1, 6, 6), 0.1)
+
+
+@pytest.mark.parametrize("size", [(8, 11), (9, 12), (12, 15)])
+def test_images_barely_larger_than_a_patch_stack_only_patches_inside_them(size: tuple[int, int]) -> None:
+    # an 8x11 plane has 4 patch positions: a stack of 16 would have to reach outside it
+    height, width = size
+    guide = torch.rand(height, width, generator=torch.Generator().manual_seed(2))
+    rows, cols = _starts(height, 8, 3), _starts(width, 8, 3)
+    ys, xs = match(guide, rows, cols, patch=8, group=16, search=16)
+    assert ys.shape[1] == min(16, candidates(height, width, 8, 16))
+    assert int(ys.min()) >= 0 and int(ys.max()) <= height - 8 and int(xs.min()) >= 0 and int(xs.max()) <= width - 8
+    clean = torch.full((1, 3, height, width), 0.4)
+    noisy = clean + 0.1 * _noise(clean.shape, 7)
+    refined = collaborative_refine(noisy, clean, 0.1)
+    assert float(((refined - clean) ** 2).mean()) < float(((noisy - clean) ** 2).mean()) / 2
+
+
+def test_the_divergence_can_be_left_out_without_changing_the_filter() -> None:
+    pilot = _texture(32)
+    noisy = pilot + 0.1 * _noise(pilot.shape, 8)
+    with_it, divergence = collaborative_wiener(noisy, pilot, 0.1, search=6)
+    without, nothing = collaborative_wiener(noisy, pilot, 0.1, search=6, divergence=False)
+    assert torch.equal(with_it, without) and divergence > 0 and nothing != nothing  # NaN

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from deepprior.refine import check_pair, dct_matrix, into_colours, out_of_colours
 
-__all__ = ["collaborative_refine", "collaborative_wiener", "match"]
+__all__ = ["candidates", "collaborative_refine", "collaborative_wiener", "match"]
 
 
 def _starts(length: int, patch: int, stride: int) -> torch.Tensor:
@@ -36,27 +36,49 @@ def _starts(length: int, patch: int, stride: int) -> torch.Tensor:
     return torch.tensor(starts)
 
 
+def candidates(height: int, width: int, patch: int, search: int) -> int:
+    """The fewest patches within ``search`` pixels that any reference patch of a ``height`` x ``width`` plane has
+    (itself included): the most a stack can hold without reaching outside the image."""
+    return (min(search, height - patch) + 1) * (min(search, width - patch) + 1)
+
+
 def match(guide: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, patch: int, group: int,
           search: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Block matching on one plane ``guide`` ``(H, W)``: for every reference patch whose top-left corner is
     at one of ``rows`` x ``cols``, the top-left corners of the ``group`` patches within ``search`` pixels
-    that differ least from it (itself included). Returns their rows and columns, each ``(references, group)``."""
-    width = guide.shape[1]
+    that differ least from it (itself included; never a patch reaching outside the image, so ``group`` is at
+    most :func:`candidates`). Returns their rows and columns, each ``(references, group)``.
+
+    The squared differences for one vertical offset and every horizontal one are summed over each patch in two
+    1-D passes, and only where references are: several times fewer operations than a 2-D box filter at every
+    pixel.
+    """
+    height, width = guide.shape
+    group = min(group, candidates(height, width, patch, search))
     top, bottom = int(rows[0]), int(rows[-1]) + patch  # the band of the image the references cover
-    far = 1e3  # padding that no real patch resembles: a patch reaching outside the image is never chosen
-    padded = F.pad(guide[None, None], (search,) * 4, value=far)
-    band = padded[..., top + search : bottom + search, search : search + width]
-    offsets = [(dy, dx) for dy in range(-search, search + 1) for dx in range(-search, search + 1)]
-    distances = torch.empty(len(offsets), rows.numel(), cols.numel())
-    for i, (dy, dx) in enumerate(offsets):
-        shifted = padded[..., top + search + dy : bottom + search + dy, search + dx : search + dx + width]
-        box = F.avg_pool2d((band - shifted).square(), patch, stride=1)[0, 0]
-        distances[i] = box[rows - top][:, cols]
-    distances[offsets.index((0, 0))] = -1.0  # the reference itself always leads its stack, even among ties
-    best = distances.flatten(1).topk(min(group, len(offsets)), dim=0, largest=False).indices.T
-    offset = torch.tensor(offsets)
+    padded = F.pad(guide[None, None], (search,) * 4)[0, 0]  # values outside the image never count (see below)
+    band = padded[top + search : bottom + search, search : search + width]
+    dxs = torch.arange(-search, search + 1)
+    window = torch.arange(-search, search + 1)
+    distances = torch.empty(window.numel(), rows.numel(), dxs.numel(), cols.numel())
+    ref_rows = rows - top
+    for i, dy in enumerate(window.tolist()):
+        shifted = padded[top + search + dy : bottom + search + dy]  # (band rows, W + 2 search)
+        stacked = shifted.unfold(1, width, 1)  # (band rows, offsets, W): every horizontal shift of the band
+        squared = (band[:, None, :] - stacked).square_()
+        vertical = sum(squared[ref_rows + u] for u in range(patch))  # (reference rows, offsets, W)
+        distances[i] = sum(vertical[..., cols + v] for v in range(patch))
+    # a candidate reaching outside the image is never chosen
     ref_y, ref_x = (t.flatten() for t in torch.meshgrid(rows, cols, indexing="ij"))
-    return ref_y[:, None] + offset[best, 0], ref_x[:, None] + offset[best, 1]
+    cand_y = ref_y[None, :] + window[:, None]  # (vertical offsets, references)
+    cand_x = ref_x[None, :] + dxs[:, None]
+    outside_y = ((cand_y < 0) | (cand_y > height - patch))[:, None, :]
+    outside_x = ((cand_x < 0) | (cand_x > width - patch))[None, :, :]
+    distances = distances.transpose(1, 2).reshape(window.numel(), dxs.numel(), -1)
+    distances.masked_fill_(outside_y | outside_x, float("inf"))
+    distances[search, search] = -1.0  # the reference itself always leads its stack, even among ties
+    best = distances.reshape(-1, ref_y.numel()).topk(group, dim=0, largest=False).indices.T
+    return ref_y[:, None] + window[best // dxs.numel()], ref_x[:, None] + dxs[best % dxs.numel()]
 
 
 def _kaiser(patch: int, beta: float = 2.0) -> torch.Tensor:
@@ -65,8 +87,8 @@ def _kaiser(patch: int, beta: float = 2.0) -> torch.Tensor:
 
 
 def collaborative_wiener(y: torch.Tensor, pilot: torch.Tensor, sigma: float, *, patch: int = 8, group: int = 16,
-                         search: int = 16, stride: int = 3,
-                         budget: int = 1 << 24) -> tuple[torch.Tensor, float]:
+                         search: int = 16, stride: int = 3, budget: int = 1 << 24,
+                         divergence: bool = True) -> tuple[torch.Tensor, float]:
     """Collaborative Wiener filtering of the planes ``y`` (``(1, C, H, W)``, float32, already in an
     orthonormal colour space whose first plane carries the structure) guided by ``pilot`` (same shape).
 
@@ -75,7 +97,8 @@ def collaborative_wiener(y: torch.Tensor, pilot: torch.Tensor, sigma: float, *, 
     (references every ``stride`` pixels, plus the last row and column), and
     every plane is filtered with the same stacks. Rows of references are taken
     a band at a time, so that no array holds much more than ``budget`` values.
-    Returns the filtered planes (unclipped) and the divergence with respect to ``y``.
+    Returns the filtered planes (unclipped) and the divergence with respect to ``y`` (NaN unless
+    ``divergence``; it costs a third of the time).
     """
     _, channels, height, width = y.shape
     if min(height, width) < patch:
@@ -86,31 +109,36 @@ def collaborative_wiener(y: torch.Tensor, pilot: torch.Tensor, sigma: float, *, 
     u, v = torch.meshgrid(torch.arange(patch), torch.arange(patch), indexing="ij")
     inner = (u * width + v).flatten()  # a patch's pixels relative to its corner, in the flattened plane
     d2 = torch.kron(dct_matrix(patch), dct_matrix(patch)).float()  # (patch^2, patch^2): the 2-D DCT of a flat patch
-    dk = dct_matrix(min(group, (2 * search + 1) ** 2)).float()
-    d2_sq, dk_sq = d2.square(), dk.square()
+    group = min(group, candidates(height, width, patch, search))
+    dk = dct_matrix(group).float()
     kaiser = _kaiser(patch)
     variance = sigma**2
     flat_y, flat_p = y[0].reshape(channels, -1), pilot[0].reshape(channels, -1)
     numerator = torch.zeros_like(flat_y)
     denominator = torch.zeros_like(flat_y)
-    trace = torch.zeros_like(flat_y)
+    trace = torch.zeros_like(flat_y) if divergence else None
     for first in range(0, rows.numel(), band):
         ys, xs = match(pilot[0, 0], rows[first : first + band], cols, patch, group, search)
         corners = ys * width + xs  # (n, group)
         pixels = (corners[..., None] + inner).reshape(-1)  # (n * group * patch^2,)
         n = corners.shape[0]
-        coef_y = dk @ (flat_y[:, pixels].reshape(channels, n, -1, patch * patch) @ d2.T)  # each stack's 3-D DCT
-        power = (dk @ (flat_p[:, pixels].reshape(channels, n, -1, patch * patch) @ d2.T)).square_()
+
+        def stacks(flat: torch.Tensor, n: int = n, pixels: torch.Tensor = pixels) -> torch.Tensor:
+            return flat[:, pixels].reshape(channels, n, group, patch * patch)
+
+        coef_y = dk @ (stacks(flat_y) @ d2.T)  # each stack's 3-D DCT, (C, n, group, patch^2)
+        power = (dk @ (stacks(flat_p) @ d2.T)).square_()
         gain = power.div_(power + variance)
         weight = 1.0 / (variance * gain.square().sum(dim=(2, 3), keepdim=True)).clamp_min(1e-12)
         filtered = dk.T @ (gain * coef_y) @ d2  # back to pixels
-        own_gain = dk_sq.T @ gain @ d2_sq  # each filtered value's derivative with respect to its noisy value
         patch_weight = weight * kaiser  # (C, n, 1, patch^2), the same for every patch of a stack
         numerator.index_add_(1, pixels, (filtered * patch_weight).reshape(channels, -1))
         denominator.index_add_(1, pixels, patch_weight.expand_as(filtered).reshape(channels, -1))
-        trace.index_add_(1, pixels, (own_gain * patch_weight).reshape(channels, -1))
+        if trace is not None:  # each filtered value's derivative with respect to its own noisy value
+            own_gain = dk.T.square() @ gain @ d2.square()
+            trace.index_add_(1, pixels, (own_gain * patch_weight).reshape(channels, -1))
     out = (numerator / denominator).reshape(1, channels, height, width)
-    return out, float((trace / denominator).sum())
+    return out, float((trace / denominator).sum()) if trace is not None else float("nan")
 
 
 def collaborative_refine(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, **options: int) -> torch.Tensor:
@@ -128,5 +156,5 @@ def collaborative_refine(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float,
     if min(noisy.shape[-2:]) < options.get("patch", 8):
         return pilot.clone()
     y, p, matrix = into_colours(noisy, pilot, "opponent")
-    out, _ = collaborative_wiener(y, p, sigma, **options)
+    out, _ = collaborative_wiener(y, p, sigma, divergence=False, **options)
     return out_of_colours(out, matrix).clamp(0, 1).to(noisy.dtype)
