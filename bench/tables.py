@@ -86,6 +86,7 @@ TABLES = {
                       note="the paper gives no sigma-50 mean for DIP"),
 }
 SEED = 0  # the noise and the pixel-drop mask of every table
+FILTERS_ALONE = "filters, no network"  # the column of the denoising control (:func:`filters_alone`)
 
 
 def paper_step_seconds(problem: harness.Problem, preset: str, cache: dict[tuple[Any, ...], float],
@@ -119,6 +120,25 @@ def default_command(table: Table, problem: harness.Problem, folder: Path) -> tup
     return seconds, read_image(out).pixels, json.loads(record.read_text())
 
 
+def filters_alone(problem: harness.Problem) -> np.ndarray | None:
+    """The default denoiser's classical stage with the noisy image as its own pilot, no network (``None`` when
+    the default recipe for this noise has no such stage): the default's PSNR minus this one's is what the
+    network's fit adds."""
+    from deepprior.engine import wiener_stage
+    from deepprior.fitting import FitResult
+    from deepprior.imageio import from_tensor, to_tensor
+    from deepprior.presets import default_denoise_preset, get_preset
+
+    assert problem.sigma is not None
+    preset = get_preset(default_denoise_preset(problem.sigma * 255))
+    if preset.refine != "wiener":
+        return None
+    noisy = to_tensor(problem.measurement)
+    result = FitResult(image=noisy, average=None)
+    wiener_stage(result, noisy, problem.sigma, passes=preset.collaborative_passes)
+    return from_tensor(result.output.float())
+
+
 def measure(table: Table, name: str, clean: np.ndarray, cache: dict[tuple[Any, ...], float]) -> dict[str, Any]:
     problem = harness.problem(table.task, clean, SEED, **table.options)
     extra = {"sigma": problem.sigma, "mask": problem.mask}
@@ -135,6 +155,12 @@ def measure(table: Table, name: str, clean: np.ndarray, cache: dict[tuple[Any, .
         estimate = compute()
         baselines[method] = {"psnr": round(harness.score(table.task, problem.clean, estimate, problem.scale)[0], 4),
                              "seconds": round(time.perf_counter() - start, 2)}
+    if table.task == "denoise":  # the control: the default's filters with no network
+        start = time.perf_counter()
+        estimate = filters_alone(problem)
+        if estimate is not None:
+            baselines[FILTERS_ALONE] = {"psnr": round(harness.score(table.task, problem.clean, estimate, 1)[0], 4),
+                                        "seconds": round(time.perf_counter() - start, 2)}
     row["baselines"] = baselines
     step = paper_step_seconds(problem, table.paper_preset, cache)
     row["paper_recipe"] = {"preset": table.paper_preset, "steps": table.paper_steps, "fp32_step_seconds": round(step, 4),
@@ -198,8 +224,11 @@ Columns: the paper's DIP number (per image where the paper gives one; its mean i
 baselines timed here, the **paper recipe's time** (its fp32 step on this image, measured in the same run, times its
 step count: the recipe itself takes hours per image here and is not run), and **deepprior's default command** (no
 option, no ground truth) run as a child process: PSNR, wall time from start to written file, steps, the ratio of
-the two times, and why it stopped. Machine: the 2-core CPU of the development sessions (no GPU). A table with fewer
-rows than its set's images is still running or was interrupted; rerunning its command finishes it.
+the two times, and why it stopped. The denoising tables add a control, **filters, no network**: the default's
+classical stage (Wiener filtering, then collaborative passes) run with the noisy image as its own pilot and the
+true noise level; the default's PSNR minus this one is what the network's fit adds. Machine: the 2-core CPU of
+the development sessions (no GPU). A table with fewer rows than its set's images is still running or was
+interrupted; rerunning its command finishes it.
 """
 
 

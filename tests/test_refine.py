@@ -172,7 +172,7 @@ def test_pipeline_runs_the_stage_and_it_improves_on_the_fit() -> None:
     assert psnr(clean, fitted) > psnr(clean, noisy)  # a fair pilot: the fit has denoised already
     assert result.refinement["psnr_fitted"] == pytest.approx(psnr(clean, fitted), abs=1e-3)
     assert result.refinement["psnr_refined"] == pytest.approx(psnr(clean, refined), abs=1e-3)
-    assert result.refinement["collaborative"] is True  # the second pass, on stacks of similar patches
+    assert result.refinement["collaborative_passes"] == 1  # then stacks of similar patches
     assert result.refinement["psnr_refined"] > result.refinement["psnr_wiener"] > result.refinement["psnr_fitted"]
     assert out.psnr == pytest.approx(psnr(clean, refined), abs=1e-6)
     plain = restore(job, Settings(preset=preset, seed=0, iterations=40, device="cpu", precision="fp32", refine=False))
@@ -228,3 +228,23 @@ def test_cli_records_the_stage_and_refuses_it_off_denoising(tmp_path, capsys) ->
     assert not (tmp_path / "d.png").exists()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "noise seen through an operator" in err[0]
+
+
+def test_later_collaborative_passes_are_each_piloted_by_the_pass_before() -> None:
+    from deepprior.blockmatch import collaborative_refine
+    from deepprior.engine import wiener_stage
+    from deepprior.fitting import FitResult
+
+    generator = torch.Generator().manual_seed(3)
+    clean = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 40, 40, generator=generator), 5, 1, 2)
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=generator)
+    pilot = clean + 0.05 * torch.randn(clean.shape, generator=generator)  # a fair, imperfect fit
+    results = {}
+    for passes in (1, 2):
+        results[passes] = FitResult(image=pilot, average=None)
+        wiener_stage(results[passes], noisy, 0.1, passes=passes)
+        assert results[passes].refinement["collaborative_passes"] == passes
+    again = collaborative_refine(noisy, results[1].refined, 0.1)
+    assert torch.allclose(results[2].refined, again, atol=1e-6)
+    with pytest.raises(ValueError, match="passes"):
+        wiener_stage(FitResult(image=pilot, average=None), noisy, 0.1, passes=0)

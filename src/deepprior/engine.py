@@ -271,14 +271,18 @@ def projection_stage(result: FitResult, measurement: torch.Tensor, operator: tor
 
 
 def wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
-                 ground_truth: torch.Tensor | None = None, stride: int = 1) -> None:
-    """Refine ``result`` in place, in two classical passes over the noisy measurement: empirical Wiener
-    filters with the fit as pilot, several window sizes and colour transforms mixed by SURE
-    (:func:`deepprior.refine.wiener_mix`), then collaborative Wiener filtering of stacks of similar patches
-    matched on that mixture (:func:`deepprior.blockmatch.collaborative_refine`)."""
+                 ground_truth: torch.Tensor | None = None, stride: int = 1, passes: int = 1) -> None:
+    """Refine ``result`` in place with classical filters of the noisy measurement: empirical Wiener filters
+    with the fit as pilot, several window sizes and colour transforms mixed by SURE
+    (:func:`deepprior.refine.wiener_mix`), then ``passes`` of collaborative Wiener filtering of stacks of
+    similar patches (:func:`deepprior.blockmatch.collaborative_refine`), the first matched on that mixture and
+    each later one on the pass before. Each pass takes the estimate further from the fit, toward what the
+    filter makes of the noisy image by itself (``docs/benchmarks.md`` measures how far)."""
     from deepprior.blockmatch import collaborative_refine
     from deepprior.refine import wiener_mix
 
+    if passes < 1:
+        raise ValueError(f"passes must be at least 1, got {passes}")
     start = time.perf_counter()
     fitted = result.fitted
     if not bool(torch.isfinite(fitted).all()):  # a diverged fit is no pilot: return it as it is
@@ -286,10 +290,13 @@ def wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
         return
     noisy = measurement.to(fitted.device, fitted.dtype)
     mix = wiener_mix(noisy, fitted, sigma, stride=stride)
-    result.refined = collaborative_refine(noisy.float(), mix.image.float(), sigma).to(fitted.dtype)
+    refined = mix.image.float()
+    for _ in range(passes):
+        refined = collaborative_refine(noisy.float(), refined, sigma)
+    result.refined = refined.to(fitted.dtype)
     result.refinement = {"method": "wiener", "patches": mix.patches, "colours": mix.colours, "stride": stride,
                          "sigma": round(sigma, 6), "weights": {k: w for k, w in mix.weights.items() if w > 0},
-                         "collaborative": True, "seconds": round(time.perf_counter() - start, 3)}
+                         "collaborative_passes": passes, "seconds": round(time.perf_counter() - start, 3)}
     if ground_truth is not None:
         gt = ground_truth.to(fitted.device)
         result.refinement["psnr_fitted"] = round(tensor_psnr(fitted, gt), 4)

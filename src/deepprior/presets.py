@@ -54,6 +54,18 @@ FAST_INPUT_NOISE = 0.0125
 #: less). Up to 256x256 the budget allows 2800 steps or more, beyond where the automatic stop ends a fit.
 FAST_PIXEL_STEPS = 700 * 512 * 512
 
+#: Collaborative Wiener passes of ``fast`` after its Wiener mixture, each piloted by the one before. Chosen on
+#: whole CBSD68 photos 101085, 101087 and 102061 at sigma 25, each from the pilot the default fit gives within its
+#: budget (1188 steps at 481x321; ``bench/studies/denoise_stage.py --data ../shared/data --images
+#: 101085,101087,102061``, rows in ``bench/results/denoise_stage.json``): one, two, three and six passes give
+#: 25.80 / 26.28 / 26.56 / 26.95, 28.35 / 28.65 / 28.84 / 29.10 and 29.88 / 30.19 / 30.32 / 30.45 dB (CBM3D 27.58,
+#: 29.59, 31.10). Each pass takes the estimate toward what the filter makes of the noisy image by itself: from
+#: the noisy image as pilot, three passes give 26.63, 28.09 and 28.76 (the network's pilot is worth -0.07, +0.75
+#: and +1.56 dB there) and six 27.54, 29.23 and 30.41 (the network then counts for little or less than nothing);
+#: a pilot from non-local means does better than the network's after any number of passes (docs/benchmarks.md).
+#: Three passes keep the network's part and a 512x512 colour photo within 5 minutes.
+FAST_DENOISE_PASSES = 3
+
 #: The fewest steps a pixel budget leaves a fit (a 2048x2048 image still gets a usable pilot).
 MIN_BUDGET_STEPS = 300
 
@@ -172,6 +184,9 @@ class Preset:
         the estimate by itself with collaborative Wiener filtering and
         projects it again (:func:`deepprior.consistency.collaborative_projection`);
         empty: none. Skipped above :data:`COLLABORATIVE_MAX_PIXELS` values.
+    collaborative_passes : with the ``"wiener"`` stage, how many passes of
+        collaborative Wiener filtering follow the Wiener mixture, each piloted
+        by the one before (:func:`deepprior.engine.wiener_stage`); at least 1.
     pixel_steps : when no step count is asked for, the most steps times
         pixels a fit may spend (:meth:`for_size`), so that a large photo
         costs a bounded time; ``None``: the step count alone.
@@ -192,6 +207,7 @@ class Preset:
     refine: str | None = None
     classical_weight: float = 0.0
     collaborative_levels: tuple[float, ...] = ()
+    collaborative_passes: int = 1
     pixel_steps: float | None = None
 
     def __post_init__(self) -> None:
@@ -200,6 +216,8 @@ class Preset:
         if self.collaborative_levels and (self.refine != "project" or not all(v > 0 for v in self.collaborative_levels)):
             raise ValueError("collaborative_levels need the 'project' stage and levels > 0, got "
                              f"{self.refine!r} and {self.collaborative_levels}")
+        if not 1 <= self.collaborative_passes <= 20:
+            raise ValueError(f"collaborative_passes must be in [1, 20], got {self.collaborative_passes}")
         if self.pixel_steps is not None and not self.pixel_steps > 0:
             raise ValueError(f"pixel_steps must be > 0, got {self.pixel_steps}")
         if not 0.5 <= self.stop_factor <= 2.0:
@@ -255,8 +273,8 @@ _PRESETS = [
         name="fast",
         task="denoise",
         summary="The default for noise below sigma 40: the paper's layers narrowed at the fine scales, light input "
-        "noise, debiased average, automatic stop within a time budget, then two Wiener passes (windows with the "
-        "fit as pilot, then stacks of similar patches).",
+        "noise, debiased average, automatic stop within a time budget, then Wiener filtering (windows with the "
+        "fit as pilot, then three passes over stacks of similar patches).",
         reproduces="no paper experiment; chosen by measurement on the Set9 crops (bench/studies/recipe_probe.py)",
         net_options=FAST_SKIP,
         input_channels=8,
@@ -264,6 +282,7 @@ _PRESETS = [
                       backtrack_db=5.0),
         stop_factor=1.02,
         refine="wiener",
+        collaborative_passes=FAST_DENOISE_PASSES,
         pixel_steps=FAST_PIXEL_STEPS,
     ),
     Preset(
