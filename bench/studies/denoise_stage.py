@@ -5,7 +5,8 @@ Wiener mixture, then collaborative Wiener filtering matched on the mixture: ``de
 does much of the work. This study runs the default fit once per tuning photo (automatic stop within the budget,
 sigma known), keeps its output in ``--cache`` so that later runs reuse it, and scores variants of the stage on
 that same pilot: larger stacks and search windows (BM3D's own Wiener stage stacks up to 32 patches in a 39x39
-window), and a second collaborative pass piloted by the first. CBM3D is printed for scale.
+window), one to ten collaborative passes each piloted by the one before, and two controls: the same passes with
+the noisy image as pilot (no network) and with non-local means as pilot. CBM3D is printed for scale.
 
     python bench/studies/denoise_stage.py --data ../shared/data --images 101085,101087,102061 \\
         --out bench/results/denoise_stage.json
