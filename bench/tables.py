@@ -75,10 +75,13 @@ INPAINT11_NOTE = (
     "is about 1.6x what it takes alone.")
 SET9_NOTE = (
     "Paper mean: its exponentially averaged output (29.22 at a fixed 1800 steps). The default ends with the Wiener "
-    "mixture and three collaborative passes (one pass before, git history: mean 30.29). The control column runs "
-    "those filters with no network: the fit adds 1.91 dB on average, from +0.30 on kodim01 to +3.53 on house, "
-    "and loses 0.77 dB on baboon, whose fur the fit, cut short at 700 steps by the time budget, smooths away "
-    "(with no budget, 3000 steps, the recipe reached 25.12 dB). CBM3D stays 1.15 dB above the default's mean.")
+    "mixture and three collaborative passes (one pass and a budget of 700 steps at 512x512 before, git history: "
+    "mean 30.29). The control column runs those filters with no network: the fit adds 1.90 dB on average, from "
+    "+0.27 on kodim01 to +3.56 on house, and loses 0.76 dB on baboon, whose fur the fit, cut short at 650 steps "
+    "by the time budget, smooths away (with no budget, 3000 steps, the recipe reached 25.12 dB). CBM3D stays "
+    "1.15 dB above the default's mean. Runs vary a little: house's automatic stop came at 1211 steps here and "
+    "1271 in a run of the same recipe (bfloat16 sums are not bit-reproducible across runs); lena and peppers "
+    "took about 35 s longer than the other 512x512 images (292 and 295 s).")
 TABLES = {
     "set5-x4": Table("set5", "superres", "superres", 2000, 29.90, {"scale": 4}, note=SR_NOTE),
     "set14-x4": Table("set14", "superres", "superres", 2000, 27.00, {"scale": 4}, note=SR_NOTE),

@@ -102,7 +102,7 @@ VARIANTS: dict[str, Stage] = {
 
 def pilot_for(name: str, problem: harness.Problem, cache: Path) -> tuple[np.ndarray, dict]:
     """The default fit's output on ``problem`` (from ``cache`` when a run already made it)."""
-    path = cache / f"{name}-s{problem.sigma * 255:g}.npz"
+    path = cache / f"{name}-{problem.image_size[0]}x{problem.image_size[1]}-s{problem.sigma * 255:g}.npz"
     if path.exists():
         saved = np.load(path)
         return saved["pilot"], {"steps": int(saved["steps"]), "fit_seconds": round(float(saved["seconds"]), 1)}
@@ -118,14 +118,17 @@ def pilot_for(name: str, problem: harness.Problem, cache: Path) -> tuple[np.ndar
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path)
-    parser.add_argument("--images", default="101085,101087,102061", help="tuning photos (CBSD68 names)")
+    parser.add_argument("--images", default="101085,101087,102061", help="photos of --folder, comma-separated")
+    parser.add_argument("--folder", default="tune/cbsd68", help="image folder under --data (tuning photos by default)")
+    parser.add_argument("--crop", type=int, help="centre crops of this size instead of whole photos")
+    parser.add_argument("--variants", help="only these variants (names as printed), separated by ';'")
     parser.add_argument("--sigma", type=float, default=25.0)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/deepprior-denoise-pilots"))
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     results = harness.Results(args.out, key=("image", "sigma", "variant"))
     for name in args.images.split(","):
-        clean = harness.load_image(args.data, "tune/cbsd68", name)
+        clean = harness.load_image(args.data, args.folder, name, crop=args.crop)
         problem = harness.problem("denoise", clean, 0, sigma=args.sigma)
         noisy = to_tensor(problem.measurement)
         pilot, fit = pilot_for(name, problem, args.cache)
@@ -135,7 +138,7 @@ def main() -> int:
 
         print(name, "fit", fit, "pilot", psnr(pilot), flush=True)
         for variant, stage in VARIANTS.items():
-            if results.done(name, args.sigma, variant):
+            if results.done(name, args.sigma, variant) or (args.variants and variant not in args.variants.split(";")):
                 continue
             start = time.perf_counter()
             refined = stage(noisy, to_tensor(pilot), problem.sigma)
@@ -143,7 +146,7 @@ def main() -> int:
                    "seconds": round(time.perf_counter() - start, 1), "pilot_psnr": psnr(pilot), **fit}
             results.add(row)
             print(name, variant, row["psnr"], f"{row['seconds']} s", flush=True)
-        if not results.done(name, args.sigma, "CBM3D"):
+        if not results.done(name, args.sigma, "CBM3D") and not args.variants:
             classical = harness.baselines("denoise", clean, problem.measurement, {"sigma": problem.sigma})
             results.add({"image": name, "sigma": args.sigma, "variant": "CBM3D",
                          "psnr": psnr(classical["CBM3D"]())})

@@ -42,21 +42,22 @@ PAPER_SKIP: Mapping[str, Any] = MappingProxyType(
 #: level saves about 15 % of the steps, which the Wiener stage does not miss (README, Time to quality).
 FAST_INPUT_NOISE = 0.0125
 
-#: Budget of ``fast`` in steps times pixels (700 steps at 512x512), so that a full-size photo costs minutes,
+#: Budget of ``fast`` in steps times pixels (650 steps at 512x512), so that a full-size photo costs minutes,
 #: not the quarter of an hour the automatic stop takes on the F16 512x512 image (about 2500 steps): a fit
-#: stopped early is still a good pilot for the Wiener stage after it. Chosen for time only (no quality
-#: figure of a table image went into it), at 0.36 s a step
-#: at 512x512 on a 2-core CPU, to finish a 512x512 photo in under 5 minutes; what it costs was measured on
-#: whole CBSD68 photos 101085, 101087 and 102061 at sigma 25 (``bench/studies/denoise_budget.py --data
-#: ../shared/data --images 101085,101087,102061 --steps 1500``, their 481x321 pixels allowing 1190 steps):
-#: after the Wiener mixture and one collaborative pass 24.73, 27.72 and 29.05 dB at 600 steps, 25.81, 28.36 and 29.90 at 1200 (about what the
-#: budget allows them) and 26.14, 28.60 and 30.10 at 1500, each 0.26 s (the Wiener mixture alone: 0.3 to 1.0 dB
-#: less). Up to 256x256 the budget allows 2800 steps or more, beyond where the automatic stop ends a fit.
-FAST_PIXEL_STEPS = 700 * 512 * 512
+#: stopped early is still a good pilot for the Wiener stage after it. Chosen for time only (no quality figure of
+#: a table image went into it), at 0.36 s a step at 512x512 on a 2-core CPU, to finish a 512x512 photo in under
+#: 5 minutes: 700 steps did with one collaborative pass, but with three the F16 check took 283 s and a 512x512
+#: image of the Set9 table 299 s, too close. What the budget costs was measured on whole CBSD68 photos 101085,
+#: 101087 and 102061 at sigma 25 (``bench/studies/denoise_budget.py --data ../shared/data --images
+#: 101085,101087,102061 --steps 1500``; their 481x321 pixels now allow 1103 steps): after the Wiener mixture and
+#: one collaborative pass 24.73, 27.72 and 29.05 dB at 600 steps, 25.81, 28.36 and 29.90 at 1200 and 26.14, 28.60
+#: and 30.10 at 1500, each 0.26 s (the Wiener mixture alone: 0.3 to 1.0 dB less). Up to 256x256 the budget
+#: allows 2600 steps or more, beyond where the automatic stop ends a fit.
+FAST_PIXEL_STEPS = 650 * 512 * 512
 
 #: Collaborative Wiener passes of ``fast`` after its Wiener mixture, each piloted by the one before. Chosen on
 #: whole CBSD68 photos 101085, 101087 and 102061 at sigma 25, each from the pilot the default fit gives within its
-#: budget (1188 steps at 481x321; ``bench/studies/denoise_stage.py --data ../shared/data --images
+#: budget of then (1188 steps at 481x321; ``bench/studies/denoise_stage.py --data ../shared/data --images
 #: 101085,101087,102061``, rows in ``bench/results/denoise_stage.json``): one, two, three and six passes give
 #: 25.80 / 26.28 / 26.56 / 26.95, 28.35 / 28.65 / 28.84 / 29.10 and 29.88 / 30.19 / 30.32 / 30.45 dB (CBM3D 27.58,
 #: 29.59, 31.10). Each pass takes the estimate toward what the filter makes of the noisy image by itself: from
