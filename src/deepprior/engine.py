@@ -290,9 +290,9 @@ def wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
         return
     noisy = measurement.to(fitted.device, fitted.dtype)
     mix = wiener_mix(noisy, fitted, sigma, stride=stride)
-    refined = mix.image.float()
+    refined, y = mix.image.float(), noisy.float()
     for _ in range(passes):
-        refined = collaborative_refine(noisy.float(), refined, sigma)
+        refined = collaborative_refine(y, refined, sigma)
     result.refined = refined.to(fitted.dtype)
     result.refinement = {"method": "wiener", "patches": mix.patches, "colours": mix.colours, "stride": stride,
                          "sigma": round(sigma, 6), "weights": {k: w for k, w in mix.weights.items() if w > 0},
