@@ -140,13 +140,39 @@ def test_the_collaborative_passes_improve_on_the_projection_and_keep_the_data(mo
     assert torch.allclose(result.refined, project_to_data(fitted, y, op), atol=1e-6)
 
 
+def test_with_a_classical_weight_both_are_refined_apart_then_averaged_then_refined_again() -> None:
+    from deepprior.consistency import collaborative_projection
+    from deepprior.fitting.result import FitResult
+
+    clean = _stripes()
+    op = Mask(torch.from_numpy(np.random.default_rng(4).random((48, 48)) > 0.5).float())
+    y = op(clean)
+    fitted = torch.full_like(clean, 0.5)
+    preset = get_preset("fast-inpaint")
+    levels, final = preset.collaborative_levels, preset.collaborative_final_levels
+    assert len(final) == 3 and max(final) < min(levels[:3])  # the last passes are gentle
+    result = FitResult(image=fitted.clone(), average=None)
+    engine.projection_stage(result, y, op, clean, 0.5, levels, final)
+
+    def passes(x: torch.Tensor, schedule: tuple[float, ...]) -> torch.Tensor:
+        return collaborative_projection(project_to_data(x, y, op), y, op, schedule)
+
+    classical = op.classical(y, tuple(clean.shape)).float()
+    expected = passes(0.5 * passes(fitted, levels) + 0.5 * passes(classical, levels), final)
+    assert torch.allclose(result.refined, expected, atol=1e-5)
+    assert result.refinement["collaborative_passes"] == 2 * len(levels) + len(final)
+    assert torch.allclose(result.refined * op.mask, y, atol=1e-6)
+
+
 def test_collaborative_levels_need_the_projection_stage() -> None:
     from dataclasses import replace
 
-    with pytest.raises(ValueError, match="collaborative_levels"):
+    with pytest.raises(ValueError, match="collaborative levels"):
         replace(get_preset("fast"), collaborative_levels=(0.05,))
-    with pytest.raises(ValueError, match="collaborative_levels"):
+    with pytest.raises(ValueError, match="collaborative levels"):
         replace(get_preset("fast-inpaint"), collaborative_levels=(0.05, 0.0))
+    with pytest.raises(ValueError, match="collaborative levels"):
+        replace(get_preset("fast"), collaborative_final_levels=(0.05,))
 
 
 def test_a_measurement_outside_the_operators_range_is_projected_without_nans() -> None:

@@ -78,11 +78,12 @@ def project_to_data(estimate: torch.Tensor, measurement: torch.Tensor, operator:
 
 
 def collaborative_projection(estimate: torch.Tensor, measurement: torch.Tensor, operator: Operator,
-                             levels: Sequence[float]) -> torch.Tensor:
+                             levels: Sequence[float], **options: int) -> torch.Tensor:
     """For each noise level of ``levels`` (on the [0, 1] scale, best decreasing), ``estimate`` filtered by
     :func:`~deepprior.blockmatch.collaborative_refine` with itself as pilot, then projected onto the data: the
     result explains ``measurement`` exactly and is in [0, 1]. Start from a projected estimate (as
-    :func:`deepprior.engine.projection_stage` does) so that the first filter sees the data.
+    :func:`deepprior.engine.projection_stage` does) so that the first filter sees the data. ``options``
+    (patch, group, search, stride) go to the filter.
 
     >>> from deepprior.operators import Mask
     >>> known = (torch.rand(1, 1, 24, 24, generator=torch.Generator().manual_seed(0)) > 0.5).float()
@@ -100,5 +101,5 @@ def collaborative_projection(estimate: torch.Tensor, measurement: torch.Tensor, 
     y = measurement.detach().float()
     x = estimate.detach().float()
     for level in levels:
-        x = project_to_data(collaborative_refine(x, x, float(level)), y, operator)
+        x = project_to_data(collaborative_refine(x, x, float(level), **options), y, operator)
     return x

@@ -227,12 +227,15 @@ def refinement_for(preset: Preset, measurement: Measurement, wanted: bool | None
 
 def projection_stage(result: FitResult, measurement: torch.Tensor, operator: torch.nn.Module,
                      ground_truth: torch.Tensor | None = None, classical_weight: float = 0.0,
-                     levels: Sequence[float] = ()) -> None:
-    """Refine ``result`` in place: its output moved the least that makes it explain the noiseless measurement
-    exactly (:func:`deepprior.consistency.project_to_data`), after averaging it with the operator's classical
-    reconstruction (``classical_weight`` of it) when the preset asks; then, for each of ``levels``, filtered
-    collaboratively by itself and projected again (:func:`deepprior.consistency.collaborative_projection`),
-    unless the image has more than :data:`~deepprior.presets.COLLABORATIVE_MAX_PIXELS` values."""
+                     levels: Sequence[float] = (), final_levels: Sequence[float] = ()) -> None:
+    """Refine ``result`` in place so that its output explains the noiseless measurement exactly.
+
+    The fit is moved the least that makes it explain the measurement (:func:`deepprior.consistency.project_to_data`)
+    and, for each of ``levels``, filtered collaboratively by itself and projected again
+    (:func:`deepprior.consistency.collaborative_projection`). When the preset asks (``classical_weight`` > 0), the
+    operator's classical reconstruction goes through the same passes on its own and the two are averaged with that
+    weight: their errors differ, so the average beats both. ``final_levels`` are passes over the average. The passes
+    are skipped above :data:`~deepprior.presets.COLLABORATIVE_MAX_PIXELS` values."""
     from deepprior.consistency import collaborative_projection, project_to_data
     from deepprior.presets import COLLABORATIVE_MAX_PIXELS
 
@@ -243,29 +246,35 @@ def projection_stage(result: FitResult, measurement: torch.Tensor, operator: tor
         return
     y = measurement.to(fitted.device, torch.float32)
     before = float(torch.mean((operator(fitted.float()) - y) ** 2))
-    start_point = fitted.float()
+    collaborate = fitted.numel() <= COLLABORATIVE_MAX_PIXELS
+
+    def refine(x: torch.Tensor, schedule: Sequence[float]) -> torch.Tensor:
+        x = project_to_data(x, y, operator)
+        return collaborative_projection(x, y, operator, schedule) if schedule and collaborate else x
+
+    projected = project_to_data(fitted.float(), y, operator)
+    refined = refine(fitted.float(), levels)
     mixed = classical_weight > 0 and hasattr(operator, "classical")
     if mixed:
         classical = operator.classical(y, tuple(fitted.shape)).to(fitted.device, torch.float32)
-        start_point = (1 - classical_weight) * start_point + classical_weight * classical
-    projected = project_to_data(start_point, y, operator)
-    passes = list(levels) if projected.numel() <= COLLABORATIVE_MAX_PIXELS else []
-    refined = collaborative_projection(projected, y, operator, passes) if passes else projected
+        refined = (1 - classical_weight) * refined + classical_weight * refine(classical, levels)
+    refined = refine(refined, final_levels)
     result.refined = refined.to(fitted.dtype)
     after = float(torch.mean((operator(result.refined.float()) - y) ** 2))
     result.refinement = {"method": "project", "data_mse_before": before, "data_mse_after": after,
                          "seconds": round(time.perf_counter() - start, 3)}
     if mixed:
         result.refinement["classical_weight"] = classical_weight
-    if levels:
-        result.refinement["collaborative_passes"] = len(passes)
-        if not passes:
-            result.refinement["collaborative_skipped"] = (f"{projected.numel()} values, above "
+    if levels or final_levels:
+        result.refinement["collaborative_passes"] = (len(levels) * (2 if mixed else 1) + len(final_levels)
+                                                     if collaborate else 0)
+        if not collaborate:
+            result.refinement["collaborative_skipped"] = (f"{fitted.numel()} values, above "
                                                           f"{COLLABORATIVE_MAX_PIXELS}")
     if ground_truth is not None:
         gt = ground_truth.to(fitted.device)
         result.refinement["psnr_fitted"] = round(tensor_psnr(fitted, gt), 4)
-        if passes:
+        if levels or final_levels:
             result.refinement["psnr_projected"] = round(tensor_psnr(projected, gt), 4)
         result.refinement["psnr_refined"] = round(tensor_psnr(result.refined, gt), 4)
 

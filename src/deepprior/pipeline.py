@@ -265,7 +265,8 @@ def _fit(measurement: Measurement, guide: np.ndarray | None, ground_truth: np.nd
         engine.wiener_stage(result, y, measurement.sigma, gt, passes=preset.collaborative_passes)
     elif stage == "project":
         engine.projection_stage(result, y, measurement.operator.to(result.fitted.device), gt,
-                                preset.classical_weight, preset.collaborative_levels)
+                                preset.classical_weight, preset.collaborative_levels,
+                                preset.collaborative_final_levels)
     return result
 
 

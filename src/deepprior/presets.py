@@ -119,15 +119,24 @@ FAST_INPAINT_STEPS = 2500
 FAST_INPAINT_CLASSICAL_WEIGHT = 0.5
 
 #: Noise levels of ``fast-inpaint``'s collaborative passes after the projection (six, geometric from 20 to 3 grey
-#: levels). Chosen on the 256x256 grey crop of CBSD68 101085 with half the pixels dropped
-#: (``bench/studies/inpaint_passes.py --data ../shared/data --images 101085 --crop 256``, rows in
-#: ``bench/results/inpaint_passes.json``): from the 2500-step fit averaged with biharmonic (28.07 dB; fit alone
-#: 27.64, biharmonic 27.75), 3 passes from 10 to 3 levels give 28.22, 4 from 15 28.25, these six 28.26, 10 from
-#: 30 to 2 28.21 for 1.6x the time (12 s for six passes at 256x256 here). The same six passes from biharmonic
-#: alone give 28.19, from the fit alone 28.17. On 101087 the study was stopped before its row was written
-#: (six passes from the fit alone printed 29.36); an exploratory run on it with the complementary mask took the
-#: average with biharmonic from 28.67 to 29.22. The study resumes where it stopped.
+#: levels), run on the fit and on biharmonic inpainting apart. Chosen on the 256x256 grey crop of CBSD68 101085
+#: with half the pixels dropped (``bench/studies/inpaint_passes.py --data ../shared/data --images 101085 --crop
+#: 256``, rows in ``bench/results/inpaint_passes.json``), then on the average of the two: from the 2500-step fit
+#: averaged with biharmonic (28.07 dB; fit alone 27.64, biharmonic 27.75), 3 passes from 10 to 3 levels give
+#: 28.22, 4 from 15 28.25, these six 28.26, 10 from 30 to 2 28.21. The same six passes from biharmonic alone give
+#: 28.19, from the fit alone 28.17.
 FAST_INPAINT_LEVELS = tuple(round(20 / 255 * (3 / 20) ** (i / 5), 6) for i in range(6))
+
+#: Levels of the passes over the average of the fit and biharmonic inpainting, each refined apart by
+#: ``FAST_INPAINT_LEVELS`` (three, geometric from 6 to 2 grey levels). Chosen on 256x256 grey crops of CBSD68
+#: 101085, 101087 and 102061 with half the pixels dropped, all stages scored on one 2500-step fit per photo
+#: (``bench/studies/inpaint_post.py --data ../shared/data --images 101085,101087,102061 --crop 256``, rows in
+#: ``bench/results/inpaint_post.json``): averaging first, then six passes (the recipe before) 28.26, 29.49 and
+#: 28.11 dB; refined apart, then averaged 28.26, 29.49, 28.08; then these three passes 28.30, 29.62, 28.18 (+0.08
+#: on the mean, better on each photo); two passes from 4 gain less (28.66 mean), six more from 20 lose on 101085.
+#: Worth nothing measurable there (within 0.03 dB of the recipe before on the mean): biharmonic weights 0.35 and
+#: 0.65, groups of 32 patches, a search of 24 pixels, a stride of 2, 6-pixel patches, eight passes from 25 to 2.
+FAST_INPAINT_FINAL_LEVELS = tuple(round(6 / 255 * (2 / 6) ** (i / 2), 6) for i in range(3))
 
 #: Above this many values (pixels times colour planes) the collaborative passes are skipped: one pass costs
 #: about 30 s per million values here (six passes on a 2048x2048 colour image would take over half an hour).
@@ -179,12 +188,16 @@ class Preset:
     classical_weight : with the ``"project"`` stage, the weight of the
         operator's classical reconstruction (biharmonic inpainting for a
         mask, :meth:`~deepprior.operators.Operator.classical`) in an average
-        with the fit, taken before the projection; 0 keeps the fit alone.
+        with the fit, each projected and refined by ``collaborative_levels``
+        first; 0 keeps the fit alone.
     collaborative_levels : with the ``"project"`` stage, the noise levels
         ([0, 1] scale) of the passes that follow the projection: each filters
         the estimate by itself with collaborative Wiener filtering and
         projects it again (:func:`deepprior.consistency.collaborative_projection`);
         empty: none. Skipped above :data:`COLLABORATIVE_MAX_PIXELS` values.
+    collaborative_final_levels : passes as ``collaborative_levels``, over
+        the average with the classical reconstruction
+        (:func:`deepprior.engine.projection_stage`).
     collaborative_passes : with the ``"wiener"`` stage, how many passes of
         collaborative Wiener filtering follow the Wiener mixture, each piloted
         by the one before (:func:`deepprior.engine.wiener_stage`); at least 1.
@@ -208,15 +221,17 @@ class Preset:
     refine: str | None = None
     classical_weight: float = 0.0
     collaborative_levels: tuple[float, ...] = ()
+    collaborative_final_levels: tuple[float, ...] = ()
     collaborative_passes: int = 1
     pixel_steps: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.classical_weight < 1.0:
             raise ValueError(f"classical_weight must be in [0, 1), got {self.classical_weight}")
-        if self.collaborative_levels and (self.refine != "project" or not all(v > 0 for v in self.collaborative_levels)):
-            raise ValueError("collaborative_levels need the 'project' stage and levels > 0, got "
-                             f"{self.refine!r} and {self.collaborative_levels}")
+        for levels in (self.collaborative_levels, self.collaborative_final_levels):
+            if levels and (self.refine != "project" or not all(v > 0 for v in levels)):
+                raise ValueError(f"collaborative levels need the 'project' stage and levels > 0, got {self.refine!r} "
+                                 f"and {levels}")
         if not 1 <= self.collaborative_passes <= 20:
             raise ValueError(f"collaborative_passes must be in [1, 20], got {self.collaborative_passes}")
         if self.pixel_steps is not None and not self.pixel_steps > 0:
@@ -337,12 +352,13 @@ _PRESETS = [
         name="fast-inpaint",
         task="inpaint",
         summary="The default for scattered missing pixels and thin damage (text, scratches): the narrow network, "
-        "debiased average, averaged with biharmonic inpainting, the known pixels put back exactly, then six "
-        "collaborative filtering passes that keep them.",
+        "debiased average; it and biharmonic inpainting each given the known pixels back exactly and refined by six "
+        "collaborative filtering passes that keep them, averaged, then three more passes.",
         reproduces="no paper experiment; chosen by measurement on CBSD68 (see FAST_INPAINT_STEPS)",
         fit=replace(_FAST_SUPERRES.fit, iterations=FAST_INPAINT_STEPS),
         classical_weight=FAST_INPAINT_CLASSICAL_WEIGHT,
         collaborative_levels=FAST_INPAINT_LEVELS,
+        collaborative_final_levels=FAST_INPAINT_FINAL_LEVELS,
     ),
     Preset(
         name="inpaint-text",
