@@ -103,6 +103,26 @@ def test_inpaint_cli_with_a_mask_image(images: Path) -> None:
     assert np.abs(filled[known] - holes[known]).mean() < 0.05  # known pixels are kept (up to the fit)
 
 
+def test_degrade_makes_the_noise_of_photographs(images: Path) -> None:
+    t = images
+    clean = read_image(t / "clean.png").pixels
+    made = {}
+    for name, options in {"correlated": ["--noise", "15", "--correlation", "1.5"], "poisson": ["--poisson", "20"],
+                          "salt": ["--impulse", "0.3"], "random": ["--impulse", "0.3", "--impulse-kind", "random"]}.items():
+        assert _run("degrade", str(t / "clean.png"), "-o", str(t / f"{name}.png"), *options, "--seed", "3") == 0
+        made[name] = read_image(t / f"{name}.png").pixels
+    residual = made["correlated"] - clean
+    assert 8 / 255 < residual.std() < 16 / 255  # 15 of 255, less what clipping cut off
+    assert np.corrcoef(residual[:, 1:].ravel(), residual[:, :-1].ravel())[0, 1] > 0.4  # neighbours move together
+    bright, dark = clean > 0.7, clean < 0.3
+    poisson = made["poisson"] - clean
+    assert poisson[bright].var() > 1.5 * poisson[dark].var()  # shot noise grows with the signal
+    changed = np.abs(made["salt"] - clean) > 1 / 255
+    assert 0.2 < changed.mean() < 0.32 and set(np.unique(made["salt"][changed])) <= {0.0, 1.0}
+    changed = np.abs(made["random"] - clean) > 1 / 255
+    assert 0.2 < changed.mean() < 0.32 and len(np.unique(made["random"][changed])) > 50
+
+
 def test_deblur_cli_with_gaussian_and_npy_kernels(images: Path, clean_grey: np.ndarray) -> None:
     t = images
     write_image(t / "grey.png", clean_grey)

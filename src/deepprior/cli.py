@@ -90,6 +90,13 @@ def _probability(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
 def _gaussian_spec(text: str) -> float:
     try:
         return gaussian_sigma(text)
@@ -188,16 +195,28 @@ def build_parser() -> argparse.ArgumentParser:
     for task in TASKS.values():
         _add_task_parser(sub, task, common)
 
+    from deepprior.degrade import IMPULSE_KINDS
+
     p = sub.add_parser("degrade", help="Make a test input from a clean image.", description="Make a test input from a "
-                       "clean image: noise, Lanczos downscaling, random pixel drop or blur.",
+                       "clean image: Gaussian (optionally correlated), Poisson or impulse noise, Lanczos "
+                       "downscaling, random pixel drop or blur.",
                        epilog=f"example:\n  {EXAMPLES['degrade']}", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="the clean image")
     p.add_argument("-o", "--output", required=True, help="where to write the degraded image")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--noise", type=_non_negative_float, metavar="SIGMA", help="Gaussian noise, sigma on the 0-255 scale")
+    how.add_argument("--poisson", type=_positive_float, metavar="PEAK",
+                     help="Poisson (photon-count) noise; PEAK is the count of white, lower is noisier")
+    how.add_argument("--impulse", type=_probability, metavar="FRACTION",
+                     help="impulse noise: replace this fraction of the values (see --impulse-kind)")
     how.add_argument("--downscale", type=_scale, metavar="S", help="shrink by S with Lanczos (as the SR benchmarks)")
     how.add_argument("--drop", type=_probability, metavar="P", help="zero each pixel with probability P")
     how.add_argument("--blur", type=_gaussian_spec, metavar="gaussian:SIGMA", help="Gaussian blur")
+    p.add_argument("--correlation", type=_non_negative_float, default=0.0, metavar="PX",
+                   help="with --noise: correlate the noise over PX pixels (a Gaussian blur of white noise), as in "
+                   "camera photos")
+    p.add_argument("--impulse-kind", choices=IMPULSE_KINDS, default="salt-pepper",
+                   help="with --impulse: black or white values (salt-pepper, the default) or uniform random ones")
     p.add_argument("--mask-out", metavar="M", help="with --drop: also write the mask (white = kept)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     p.add_argument("--seed", type=_seed, metavar="N", help="random seed")
@@ -391,6 +410,10 @@ def _degrade(args: argparse.Namespace) -> int:
     img = read_image(args.input)
     if args.mask_out and args.drop is None:
         raise InputError("--mask-out only goes with --drop")
+    if args.correlation and args.noise is None:
+        raise InputError("--correlation only goes with --noise")
+    if args.impulse_kind != "salt-pepper" and args.impulse is None:
+        raise InputError("--impulse-kind only goes with --impulse")
     for out in [args.output] + ([args.mask_out] if args.mask_out else []):
         check_output_path(out, args.input)
     if args.mask_out and os.path.abspath(args.mask_out) == os.path.abspath(args.output):
@@ -400,7 +423,9 @@ def _degrade(args: argparse.Namespace) -> int:
 
         check_kernel_fits(Blur.gaussian(args.blur), img.height, img.width, f"--blur gaussian:{args.blur:g}")
     made = degrade_image(img.pixels, img.alpha, noise=args.noise / 255 if args.noise is not None else None,
-                         downscale_by=args.downscale, drop=args.drop, blur_sigma=args.blur, seed=args.seed)
+                         correlation=args.correlation, poisson=args.poisson, impulse=args.impulse,
+                         impulse_kind=args.impulse_kind, downscale_by=args.downscale, drop=args.drop,
+                         blur_sigma=args.blur, seed=args.seed)
     write_image(args.output, made.pixels, bit_depth=img.bit_depth, alpha=made.alpha)
     if made.mask is not None and args.mask_out:
         write_image(args.mask_out, made.mask[..., None])
