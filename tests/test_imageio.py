@@ -338,3 +338,14 @@ def test_tensor_round_trip():
 def test_image_properties():
     image = Image(pixels=np.zeros((2, 3, 1), np.float32))
     assert (image.height, image.width, image.channels, image.is_grey) == (2, 3, 1, True)
+
+
+@pytest.mark.parametrize("quality", [10, 50, 75, 95])
+def test_a_jpeg_says_its_quality_and_other_files_none(tmp_path, quality):
+    pixels = (np.random.default_rng(0).random((24, 24, 3)) * 255).astype(np.uint8)
+    PILImage.fromarray(pixels).save(tmp_path / "q.jpg", quality=quality)
+    PILImage.fromarray(pixels).save(tmp_path / "p.png")
+    tifffile.imwrite(tmp_path / "t.tif", pixels)
+    assert read_image(tmp_path / "q.jpg").jpeg_quality == quality
+    assert read_image(tmp_path / "p.png").jpeg_quality is None
+    assert read_image(tmp_path / "t.tif").jpeg_quality is None

@@ -33,6 +33,7 @@ __all__ = [
     "check_output_path",
     "from_tensor",
     "image_size",
+    "jpeg_quality",
     "read_image",
     "to_tensor",
     "write_image",
@@ -65,12 +66,18 @@ class Image:
         8 or 16: the precision the file was stored with, reused when writing.
     path : str or None
         Where the image was read from.
+    jpeg_quality : int or None
+        For a JPEG file, the quality (1-100, on the IJG scale most cameras and
+        tools use) whose luminance quantisation table is nearest the file's
+        (:func:`jpeg_quality`): how much of the fine detail, noise included,
+        the compression removed. ``None`` for other files.
     """
 
     pixels: np.ndarray
     alpha: np.ndarray | None = None
     bit_depth: int = 8
     path: str | None = None
+    jpeg_quality: int | None = None
 
     @property
     def height(self) -> int:
@@ -126,6 +133,44 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
         raise ImageError(f"cannot read '{path}': not an image file or damaged ({_one_line(e)})") from e
 
 
+#: The luminance quantisation table of the JPEG standard (Annex K), row by row; IJG quality q scales it.
+_JPEG_LUMINANCE = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
+
+
+def _ijg_table(quality: int) -> np.ndarray:
+    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
+    return np.clip((_JPEG_LUMINANCE * scale + 50) // 100, 1, 255)
+
+
+def jpeg_quality(path: str | os.PathLike[str]) -> int | None:
+    """The IJG quality (1-100) whose standard luminance table is nearest (in log ratio) to the first
+    quantisation table of the JPEG file at ``path``; ``None`` when the file is not a JPEG or unreadable.
+
+    >>> import io, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     name = os.path.join(folder, "q.jpg")
+    ...     PILImage.new("RGB", (16, 16)).save(name, quality=75)
+    ...     jpeg_quality(name), jpeg_quality(__file__)
+    (75, None)
+    """
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) != b"\xff\xd8":  # the JPEG start-of-image marker
+                return None
+        with PILImage.open(path) as im:
+            tables = getattr(im, "quantization", None)
+    except (OSError, ValueError, SyntaxError, EOFError, PILImage.DecompressionBombError):
+        return None
+    if not tables or len(tables.get(0, ())) != 64:
+        return None
+    table = np.maximum(np.asarray(tables[0], dtype=np.float64), 1)
+    errors = [float(np.abs(np.log(table / _ijg_table(q))).mean()) for q in range(1, 101)]
+    return int(np.argmin(errors)) + 1
+
+
 def read_image(path: str | os.PathLike[str]) -> Image:
     """Read an image file into an :class:`Image`.
 
@@ -167,7 +212,9 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         raise ImageError(f"cannot read '{path}': the image is too large") from e
     except (OSError, ValueError, SyntaxError, EOFError, struct.error, png.Error) as e:
         raise ImageError(f"cannot read '{path}': the file is damaged or incomplete ({_one_line(e)})") from e
-    return _to_image(samples, path)
+    image = _to_image(samples, path)
+    image.jpeg_quality = jpeg_quality(path)
+    return image
 
 
 def _png_bit_depth(path: str) -> int | None:
