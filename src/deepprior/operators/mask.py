@@ -26,7 +26,7 @@ class Mask(Operator):
         if m.ndim == 2:
             m = m[None, None]
         elif m.ndim == 3:
-            m = m.permute(2, 0, 1)[None]
+            m = m.permute(2, 0, 1)[None].contiguous()
         elif m.ndim != 4:
             raise ValueError(f"a mask must be 2-, 3- or 4-dimensional, got shape {tuple(m.shape)}")
         self.register_buffer("mask", m)
