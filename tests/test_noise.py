@@ -20,7 +20,7 @@ def test_noise_estimate_is_close_and_picks_the_recipe(tmp_path, capsys) -> None:
     write_image(tmp_path / "noisy.png", add_noise(clean[:64, :64], 50 / 255, seed=0))
     assert main(["denoise", str(tmp_path / "noisy.png"), "-o", str(tmp_path / "o.png"), "--iterations", "1",
                  "--record", str(tmp_path / "r.json")]) == 0
-    assert "estimated noise sigma" in capsys.readouterr().out
+    assert "noise: Gaussian, sigma" in capsys.readouterr().out  # the image decided: one line says so
     record = json.loads((tmp_path / "r.json").read_text())
     assert record["noise"]["source"] == "estimated" and record["preset"] == "denoise-50"
     write_image(tmp_path / "noisy25.png", add_noise(clean[:64, :64], 25 / 255, seed=0))
@@ -39,3 +39,43 @@ def test_fast_preset_is_the_narrow_network() -> None:
     count = lambda p: sum(t.numel() for t in build_net(p.net, p.input_channels, 3, **p.net_options).parameters())
     assert count(paper) == 2_217_831 and count(fast) < count(paper) // 2
     assert default_denoise_preset(25) == "fast" and default_denoise_preset(50) == "denoise-50"
+
+
+def test_salt_and_pepper_is_detected_and_restored_as_missing_pixels(tmp_path, capsys) -> None:
+    import json
+
+    import numpy as np
+    from skimage import data
+
+    from deepprior.cli import main
+    from deepprior.degrade import add_impulse, add_noise
+    from deepprior.imageio import write_image
+    from deepprior.metrics import psnr
+
+    clean = data.astronaut()[100:164, 180:244].astype(np.float32) / 255
+    noisy = add_impulse(clean, 0.2, seed=0)
+    write_image(tmp_path / "specks.png", noisy)
+    assert main(["denoise", str(tmp_path / "specks.png"), "-o", str(tmp_path / "o.png"), "--iterations", "60",
+                 "--record", str(tmp_path / "r.json")]) == 0
+    assert "noise: salt-and-pepper" in capsys.readouterr().out
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["noise"]["model"] == "impulse" and record["noise"]["source"] == "detected"
+    assert abs(record["noise"]["fraction"] - 0.2) < 0.02 and record["preset"] == "fast-inpaint"
+    from deepprior.imageio import read_image
+
+    restored = read_image(tmp_path / "o.png").pixels
+    kept = (noisy > 0.5 / 255) & (noisy < 1 - 0.5 / 255)
+    assert np.array_equal(np.round(restored[kept] * 255), np.round(noisy[kept] * 255))  # the exact values stay
+    assert psnr(clean, restored) > psnr(clean, noisy) + 10
+
+    # Gaussian noise is not taken for impulses, and the user can say what the noise is
+    write_image(tmp_path / "gauss.png", add_noise(clean, 25 / 255, seed=0))
+    assert main(["denoise", str(tmp_path / "gauss.png"), "-o", str(tmp_path / "g.png"), "--iterations", "1", "-q",
+                 "--record", str(tmp_path / "g.json")]) == 0
+    assert json.loads((tmp_path / "g.json").read_text())["noise"]["model"] == "gaussian"
+    assert main(["denoise", str(tmp_path / "specks.png"), "-o", str(tmp_path / "n.png"), "--iterations", "1", "-q",
+                 "--noise", "gaussian", "--record", str(tmp_path / "n.json")]) == 0
+    assert json.loads((tmp_path / "n.json").read_text())["noise"]["model"] == "gaussian"
+    assert main(["denoise", str(tmp_path / "gauss.png"), "-o", str(tmp_path / "i.png"), "--iterations", "1", "-q",
+                 "--noise", "impulse", "--record", str(tmp_path / "i.json")]) == 0
+    assert json.loads((tmp_path / "i.json").read_text())["noise"]["source"] == "given"

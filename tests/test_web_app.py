@@ -42,8 +42,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: seconds; at 600 steps JPEG cleanup of the 64x64 photo below is 0.1 dB past its input (0.5 dB at 900).
 MAX_STEPS = 400
 BROWSER_STEPS = 600
-# task, mask, editor, preset, scale, sigma, blur, automatic, iterations, seed
-FIVE_STEPS = ("denoise", None, None, "default", 4, 25, 1.6, False, 5, 0)
+# task, mask, editor, preset, scale, sigma, blur, automatic, iterations, seed, noise
+FIVE_STEPS = ("denoise", None, None, "default", 4, 25, 1.6, False, 5, 0, "auto")
 
 
 def _wait_for(job: Job, *codes: Status, seconds: float = 120) -> None:
@@ -114,8 +114,8 @@ def test_every_offered_task_runs_through_the_api(client: Client, task: str, tmp_
         known[10:20, 8:30] = 0
         write_image(tmp_path / "mask.png", known)
         mask = handle_file(str(tmp_path / "mask.png"))
-    # image, task, mask, editor, preset, scale, sigma (0: estimate), blur, automatic, iterations, seed
-    outputs = client.predict(handle_file(str(image)), task, mask, None, "default", 2, 0, 1.6, False, 5, 0,
+    # image, task, mask, editor, preset, scale, sigma (0: estimate), blur, automatic, iterations, seed, noise
+    outputs = client.predict(handle_file(str(image)), task, mask, None, "default", 2, 0, 1.6, False, 5, 0, "auto",
                              api_name="/restore")
     status, result, record = outputs[2], outputs[4], outputs[5]
     assert "Done" in status and "fixed: 5 iterations" in status
@@ -372,11 +372,11 @@ def test_a_cancelled_job_frees_its_slot(unlimited_server: str, noisy: str) -> No
 
 def test_the_server_limits_every_run_to_its_steps(client: Client, noisy: str) -> None:
     """``serve --max-steps``: a recipe's cap is lowered to the limit, a larger count asked for is refused."""
-    automatic = ("denoise", None, None, "default", 4, 25, 1.6, True, 300, 0)
+    automatic = ("denoise", None, None, "default", 4, 25, 1.6, True, 300, 0, "auto")
     status = client.predict(handle_file(noisy), *automatic, api_name="/restore")[2]
     assert "Done" in status and f"at most {MAX_STEPS}" not in status
     record = json.loads(Path(client.predict(handle_file(noisy), *automatic, api_name="/restore")[5]).read_text())
     assert record["iterations_run"] <= MAX_STEPS
-    too_many = ("denoise", None, None, "default", 4, 25, 1.6, False, MAX_STEPS + 1, 0)
+    too_many = ("denoise", None, None, "default", 4, 25, 1.6, False, MAX_STEPS + 1, 0, "auto")
     status = client.predict(handle_file(noisy), *too_many, api_name="/restore")[2]
     assert status.startswith("**Not started**") and f"at most {MAX_STEPS} here" in status

@@ -160,6 +160,9 @@ EXAMPLES = {
 _OPTION_ARGS: dict[str, dict[str, Any]] = {
     "sigma": {"type": _non_negative_float, "help": "the noise level on the 0-255 scale (estimated from the image "
               "when not given)"},
+    "noise": {"choices": ("auto", "gaussian", "impulse"), "default": "auto",
+              "help": "what the noise is: auto (the default) tells salt-and-pepper noise from Gaussian noise by "
+              "itself; gaussian; impulse (salt-and-pepper: black and white values, restored as missing pixels)"},
     "scale": {"type": _scale, "help": "upscaling factor (2 or more)"},
     "kernel": {"help": "the task's kernel"},
 }
@@ -263,6 +266,8 @@ def _add_batch_parser(sub: Any) -> None:
     group = p.add_argument_group("task options (as for the single-image commands)")
     group.add_argument("--sigma", type=_non_negative_float, help="denoise / deblur: noise level on the 0-255 scale "
                        "(estimated per image when not given)")
+    group.add_argument("--noise", choices=_OPTION_ARGS["noise"]["choices"], help="denoise: " +
+                       _OPTION_ARGS["noise"]["help"])
     group.add_argument("--scale", type=_scale, help="superres: upscaling factor")
     group.add_argument("--kernel", help="superres: downsampling model; deblur: gaussian:SIGMA or a kernel file")
     group.add_argument("--preset", help="recipe name or .json recipe file")
@@ -329,7 +334,7 @@ def task_options(args: argparse.Namespace) -> TaskOptions:
     """The task's own options from the command line: sigma moves from the 0-255 scale to [0, 1] here, once."""
     sigma = getattr(args, "sigma", None)
     return TaskOptions(sigma=sigma / 255 if sigma is not None else None, scale=getattr(args, "scale", None),
-                       kernel=getattr(args, "kernel", None))
+                       kernel=getattr(args, "kernel", None), noise=getattr(args, "noise", None) or "auto")
 
 
 def run_settings(args: argparse.Namespace, callbacks: Sequence[Callable[[Any], Any]] = ()) -> Settings:
@@ -384,8 +389,8 @@ def run_task(args: argparse.Namespace) -> int:
         settings = run_settings(args, [*callbacks, signals])
         checked = plan(job, settings)
         noise = job.measurement.noise
-        if getattr(noise, "source", None) == "estimated" and not args.quiet:
-            print(f"estimated noise sigma: {noise.sigma * 255:.1f} (of 255)")
+        if not args.quiet and getattr(noise, "source", "given") != "given":  # the image decided: say what
+            print(noise.summary())
         restored = restore(job, settings, checked)
     finally:
         signals.restore()
@@ -498,7 +503,7 @@ def _batch_options(args: argparse.Namespace) -> TaskOptions:
     for name in task.required:
         if getattr(args, name) is None:
             raise InputError(f"--task {args.task} needs --{name}")
-    for name in ("sigma", "scale", "kernel"):
+    for name in ("sigma", "noise", "scale", "kernel"):
         if getattr(args, name) is not None and name not in task.takes:
             raise InputError(f"--{name} does not apply to --task {args.task}")
     if args.kernel and args.task == "deblur":

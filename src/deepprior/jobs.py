@@ -48,6 +48,8 @@ class TaskOptions:
 
     sigma : the noise level on the image's [0, 1] scale (``None``: estimated from the image), for tasks
         whose measurement is noisy.
+    noise : what the noise is, one of :data:`deepprior.noise.NOISE_CHOICES` (``"auto"``: decided from the
+        image), for tasks whose measurement is noisy.
     scale : the super-resolution factor.
     kernel : super-resolution: the downsampling kernel's name; deblurring: ``gaussian:SIGMA``, a kernel
         file, a 2-D array, or a Gaussian width in pixels.
@@ -56,17 +58,25 @@ class TaskOptions:
     sigma: float | None = None
     scale: int | None = None
     kernel: str | np.ndarray | float | None = None
+    noise: str = "auto"
 
     def __post_init__(self) -> None:
+        from deepprior.noise import NOISE_CHOICES
+
         if self.sigma is not None and not 0.0 <= self.sigma <= 1.0:
             raise InputError(f"sigma is on the image's [0, 1] scale (25 of 255 is {25 / 255:.4f}), got {self.sigma}")
+        if self.noise not in NOISE_CHOICES:
+            raise InputError(f"unknown noise {self.noise!r} (use {', '.join(NOISE_CHOICES)})")
+        if self.sigma is not None and self.noise not in ("auto", "gaussian"):
+            raise InputError(f"a noise sigma goes with Gaussian noise, not {self.noise} noise")
         if self.scale is not None and (int(self.scale) != self.scale or self.scale < 2):
             raise InputError(f"scale must be a whole number >= 2, got {self.scale}")
 
     def given(self) -> dict[str, Any]:
         """The options set, for records and messages (arrays shown by their shape)."""
         shown = {"sigma": self.sigma, "scale": self.scale,
-                 "kernel": f"array {np.shape(self.kernel)}" if isinstance(self.kernel, np.ndarray) else self.kernel}
+                 "kernel": f"array {np.shape(self.kernel)}" if isinstance(self.kernel, np.ndarray) else self.kernel,
+                 "noise": None if self.noise == "auto" else self.noise}
         return {k: v for k, v in shown.items() if v is not None}
 
 

@@ -27,7 +27,13 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import uniform_filter
 
-__all__ = ["GaussianNoise", "NoiseModel", "Noiseless", "clipped_noise_variance", "estimate_sigma"]
+__all__ = ["NOISE_CHOICES", "GaussianNoise", "ImpulseNoise", "NoiseModel", "Noiseless", "clipped_noise_variance",
+           "estimate_sigma"]
+
+#: What a user can say of the noise of a noisy photo: ``auto`` (the default) decides from the image,
+#: ``gaussian`` is additive white Gaussian noise of a given or estimated level, ``impulse`` salt-and-pepper
+#: noise (values replaced by black or white).
+NOISE_CHOICES = ("auto", "gaussian", "impulse")
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,10 @@ class NoiseModel:
     def describe(self) -> dict[str, Any]:
         """What the record says of the noise."""
         return {"model": "none"}
+
+    def summary(self) -> str:
+        """What the noise was taken to be, in one line (the command line prints it when the image decided)."""
+        return "noise: none"
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,40 @@ class GaussianNoise(NoiseModel):
     def describe(self) -> dict[str, Any]:
         return {"model": "gaussian", "sigma": round(self.level, 6), "sigma_255": round(self.level * 255, 3),
                 "source": self.source}
+
+    def summary(self) -> str:
+        """
+        >>> GaussianNoise(12.5 / 255, "estimated").summary()
+        'noise: Gaussian, sigma 12.5 of 255 (estimated)'
+        """
+        return f"noise: Gaussian, sigma {self.level * 255:.1f} of 255 ({self.source})"
+
+
+@dataclass(frozen=True)
+class ImpulseNoise(NoiseModel):
+    """Salt-and-pepper noise: a ``fraction`` of the values replaced by black or white, the rest exact. The
+    replaced values are restored as missing pixels (a per-channel mask, :mod:`deepprior.impulse`), so the fit
+    has no noise level to stop at. ``source`` says whether the user named the model (``"given"``) or ``auto``
+    found it (``"detected"``).
+
+    >>> ImpulseNoise(0.2, "detected").describe()
+    {'model': 'impulse', 'kind': 'salt-and-pepper', 'fraction': 0.2, 'source': 'detected'}
+    """
+
+    fraction: float = 0.0
+    source: str = "given"
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": "impulse", "kind": "salt-and-pepper", "fraction": round(self.fraction, 4),
+                "source": self.source}
+
+    def summary(self) -> str:
+        """
+        >>> ImpulseNoise(0.2, "detected").summary()
+        'noise: salt-and-pepper, 20.0 % of the values black or white (detected), restored as missing pixels'
+        """
+        return (f"noise: salt-and-pepper, {self.fraction * 100:.1f} % of the values black or white ({self.source}), "
+                "restored as missing pixels")
 
 
 def clipped_noise_variance(image: torch.Tensor, sigma: float, low: float = 0.0, high: float = 1.0) -> float:

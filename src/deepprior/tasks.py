@@ -18,7 +18,7 @@ import numpy as np
 from deepprior import jobs
 from deepprior.imageio import Image
 from deepprior.jobs import InputError, Job, TaskOptions
-from deepprior.noise import GaussianNoise
+from deepprior.noise import GaussianNoise, ImpulseNoise
 
 __all__ = [
     "TASKS",
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: Controls the web page can show for a task.
-WEB_CONTROLS = ("mask", "scale", "blur", "sigma")
+WEB_CONTROLS = ("mask", "scale", "blur", "sigma", "noise")
 #: Noise models a task's measurement can carry; "gaussian" stops at the noise level, "none" when the output settles.
 NOISE_MODELS = ("none", "gaussian")
 #: The smallest input image, in pixels a side, that any task accepts (a 1x1 "photo" is a mistake, not a job).
@@ -114,8 +114,8 @@ class Task:
 
     @property
     def takes(self) -> tuple[str, ...]:
-        """Every option it takes, ``sigma`` included when its measurement is noisy."""
-        return (("sigma",) if self.noise == "gaussian" else ()) + self.options
+        """Every option it takes, ``sigma`` and ``noise`` included when its measurement is noisy."""
+        return (("sigma", "noise") if self.noise == "gaussian" else ()) + self.options
 
     def preset_for(self, job: Job) -> str:
         return self.default_preset(job) if callable(self.default_preset) else self.default_preset
@@ -187,10 +187,33 @@ def _finish(task: Task, images: Mapping[str, Image], options: TaskOptions) -> Jo
                              f"{MIN_INPUT_SIDE}x{MIN_INPUT_SIDE}")
     job = task.build(images, options)
     if task.noise == "gaussian":
-        m = job.measurement
-        noise = GaussianNoise(options.sigma) if options.sigma is not None else GaussianNoise.estimate(m.data)
-        job.measurement = replace(m, noise=noise)
+        _attach_noise(job, options)
     return job
+
+
+def _attach_noise(job: Job, options: TaskOptions) -> None:
+    """Give a noisy measurement its noise model: the one named, or for ``auto`` salt-and-pepper noise where the
+    image shows it (:func:`deepprior.impulse.looks_like_salt_and_pepper`) and Gaussian noise otherwise. The
+    values salt-and-pepper noise replaced are then restored as missing pixels: the measurement becomes an
+    inpainting one, with a mask per channel."""
+    from deepprior.impulse import looks_like_salt_and_pepper, salt_and_pepper_known
+    from deepprior.operators import Mask
+
+    m = job.measurement
+    choice, source = options.noise, "given"
+    if choice == "auto" and options.sigma is None and m.direct and looks_like_salt_and_pepper(m.data) is not None:
+        choice, source = "impulse", "detected"
+    if choice == "impulse":
+        if not m.direct:
+            raise InputError(f"impulse noise is restored by {job.task} only on the image itself (denoise)")
+        known = salt_and_pepper_known(m.data)
+        if not known.any():
+            raise InputError("every value of the image is black or white: nothing is left to restore from")
+        job.measurement = replace(m, operator=Mask(known), noise=ImpulseNoise(1 - float(known.mean()), source))
+        job.details.update({"known_fraction": round(float(known.mean()), 6), "largest_gap": jobs.largest_gap(known)})
+        return
+    noise = GaussianNoise(options.sigma) if options.sigma is not None else GaussianNoise.estimate(m.data)
+    job.measurement = replace(m, noise=noise)
 
 
 def _read(path: str | None, role: str) -> Image:
@@ -234,6 +257,8 @@ def _ground_truth(job: Job, pixels: np.ndarray, what: str) -> np.ndarray:
 def _denoise_preset(job: Job) -> str:
     from deepprior.presets import default_denoise_preset
 
+    if isinstance(job.measurement.noise, ImpulseNoise):  # the replaced values are missing pixels
+        return _inpaint_preset(job)
     sigma = job.measurement.sigma
     return default_denoise_preset((sigma or 0.0) * 255)
 
@@ -257,7 +282,7 @@ _NOISE_HELP = "the noise level on the 0-255 scale (estimated from the image when
 for _task in (
     Task("denoise", "Remove noise from an image.", jobs.denoise_job, noise="gaussian", presets=("denoise",),
          default_preset=_denoise_preset, example="deepprior denoise noisy.png -o clean.png --sigma 25",
-         web=WebControls("Denoise", ("sigma",), "denoised"),
+         web=WebControls("Denoise", ("sigma", "noise"), "denoised"),
          option_help={"sigma": _NOISE_HELP + "; 40 or more picks 'denoise-50'"}),
     Task("superres", "Upscale an image by an integer factor.", jobs.superres_job,
          inputs=(Slot("image", "the low-resolution image", positional=True),), options=("scale", "kernel"),

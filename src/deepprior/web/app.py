@@ -19,6 +19,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from deepprior.noise import NOISE_CHOICES
 from deepprior.tasks import TASKS, presets_for
 from deepprior.web.examples import make_examples
 from deepprior.web.runner import InputProblem, RestoreRun, web_tasks
@@ -57,7 +58,7 @@ def _drawn_mask(editor: dict[str, Any] | None, folder: Path) -> str | None:
 
 def _page_run(image: str | None, task: str, mask_file: str | None, editor: dict[str, Any] | None, preset: str,
               scale: float, sigma: float | None, blur: float, automatic: bool, iterations: float,
-              seed: float | None, folder: Path, max_pixels: int, max_steps: int | None = None, *,
+              seed: float | None, noise: str | None, folder: Path, max_pixels: int, max_steps: int | None = None, *,
               stand_in_mask: bool = False) -> RestoreRun:
     """The run the page's controls describe (not started): every check the command line makes happens here.
     ``stand_in_mask``: before a mask is painted, check the rest with a mask that keeps every pixel."""
@@ -81,6 +82,7 @@ def _page_run(image: str | None, task: str, mask_file: str | None, editor: dict[
         task, image or "", folder, mask=mask, preset=None if preset in ("", "default", None) else preset,
         scale=int(scale or 4) if "scale" in shown else None,
         sigma=None if "sigma" not in shown or sigma in (None, "") or float(sigma) <= 0 else float(sigma),
+        noise=noise if "noise" in shown and noise else None,
         kernel=f"gaussian:{blur:g}" if "blur" in shown else None,
         iterations=None if automatic else int(iterations or 1), seed=None if seed in (None, "") else int(seed),
         max_pixels=max_pixels, max_steps=max_steps)
@@ -103,7 +105,7 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
 
     def check(image: str | None, task: str, mask_file: str | None, editor: dict[str, Any] | None, preset: str,
               scale: float, sigma: float | None, blur: float, automatic: bool, iterations: float,
-              seed: float | None) -> tuple[Any, ...]:
+              seed: float | None, noise: str | None = "auto") -> tuple[Any, ...]:
         """What the page shows once a file or a setting changes, before any run: the image, whether it can
         be used (the run's own checks, in its words), and the recipe with its expected time here."""
         if preset not in presets_for(task):  # the menu of another task, or nothing chosen: the default
@@ -115,7 +117,7 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
         try:
             has_mask = bool(mask_file) or _drawn_mask(editor, folder) is not None
             planned = _page_run(image, task, mask_file, editor, preset, scale, sigma, blur, automatic, iterations,
-                                seed, folder, max_pixels, max_steps, stand_in_mask=True)
+                                seed, noise, folder, max_pixels, max_steps, stand_in_mask=True)
         except InputProblem as exc:
             return gr.update(value=None, label="Your image"), f"**Not ready**: {exc}.", choices
         finally:
@@ -136,11 +138,11 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
 
     def restore(image: str | None, task: str, mask_file: str | None, editor: dict[str, Any] | None, preset: str,
                 scale: float, sigma: float | None, blur: float, automatic: bool, iterations: float, seed: float | None,
-                request: gr.Request) -> Iterator[tuple[Any, ...]]:
+                noise: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
         folder = Path(tempfile.mkdtemp(prefix="run-", dir=workroot))
         try:
             current = _page_run(image, task, mask_file, editor, preset, scale, sigma, blur, automatic, iterations,
-                                seed, folder, max_pixels, max_steps)
+                                seed, noise, folder, max_pixels, max_steps)
         except InputProblem as exc:  # said in the status line: no error badges over the other panels
             shutil.rmtree(folder, ignore_errors=True)
             yield gr.skip(), gr.skip(), f"**Not started**: {exc}.", gr.skip(), gr.skip(), gr.skip()
@@ -189,6 +191,9 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
                                  visible="blur" in first)
                 sigma = gr.Number(label="Noise level (0-255; 0 = estimate it)", value=0, minimum=0, maximum=255,
                                   visible="sigma" in first)
+                noise = gr.Dropdown(list(NOISE_CHOICES), value="auto", label="Noise",
+                                    info="auto tells salt-and-pepper specks from Gaussian noise by itself",
+                                    visible="noise" in first, elem_id="noise")
                 preset = gr.Dropdown(_recipe_choices(offered[0], None), value="default", label="Recipe",
                                      info=_recipe_text(offered[0], None), elem_id="recipe")
                 with gr.Accordion("Options", open=False):
@@ -224,7 +229,7 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
 
         def show_task_options(chosen: str) -> tuple[Any, ...]:
             shown = _controls(chosen)
-            return tuple(gr.update(visible=name in shown) for name in ("mask", "scale", "blur", "sigma"))
+            return tuple(gr.update(visible=name in shown) for name in ("mask", "scale", "blur", "sigma", "noise"))
 
         def load_editor(path: str | None) -> Any:
             if not path:
@@ -241,13 +246,13 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
             return path, chosen, mask
 
         example_strip.select(pick_example, None, [image, task, mask_file], queue=False)
-        settings = [image, task, mask_file, editor, preset, scale, sigma, blur, automatic, iterations, seed]
+        settings = [image, task, mask_file, editor, preset, scale, sigma, blur, automatic, iterations, seed, noise]
         checked = [shown_input, status, preset]
-        task.change(show_task_options, task, [inpaint_box, scale, blur, sigma], queue=False).then(
+        task.change(show_task_options, task, [inpaint_box, scale, blur, sigma, noise], queue=False).then(
             check, settings, checked, queue=False)
         image.change(load_editor, image, editor, queue=False).then(check, settings, checked, queue=False)
         mask_file.change(check, settings, checked, queue=False)
-        for control in (preset, scale, automatic):
+        for control in (preset, scale, automatic, noise):
             control.input(check, settings, checked, queue=False)
         blur.release(check, settings, checked, queue=False)
         for control in (sigma, iterations):  # numbers: once typed, not at every key
@@ -339,7 +344,7 @@ def _status(snap: Any, current: RestoreRun) -> str:
     elif snap.seconds_left is not None:
         lines.append(f"at most {_duration(snap.seconds_left)} left" + (" (an automatic stop may come sooner)"
                                                                        if current.iterations is None else ""))
-    if current.sigma is not None:
-        source = getattr(current.job.measurement.noise, "source", "given")
-        lines.append(f"noise level {current.sigma * 255:.1f} of 255 ({source})")
+    noise = current.job.measurement.noise
+    if noise.describe()["model"] != "none":
+        lines.append(noise.summary())
     return "  \n".join(lines)
