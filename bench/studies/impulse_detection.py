@@ -31,7 +31,7 @@ def main() -> int:
     for name in args.images.split(","):
         clean = harness.load_image(args.data, "tune/cbsd68", name)
         inputs = {"clean": clean}
-        inputs.update({f"gaussian {s}": add_noise(clean, s / 255, seed=0) for s in (15, 25, 50, 75)})
+        inputs.update({f"gaussian {s}": add_noise(clean, s / 255, seed=0) for s in (15, 25, 30, 35, 40, 50, 75)})
         inputs.update({f"s&p {f:.0%}": add_impulse(clean, f, seed=0) for f in (0.02, 0.2, 0.5, 0.7)})
         cells = []
         for label, pixels in inputs.items():
