@@ -205,7 +205,8 @@ def _attach_noise(job: Job, options: TaskOptions) -> None:
         choice, source = "impulse", "detected"
     if choice == "impulse":
         if not m.direct:
-            raise InputError(f"impulse noise is restored by {job.task} only on the image itself (denoise)")
+            raise InputError(f"impulse noise is restored on the noisy image itself (denoise), not through "
+                             f"{job.task}'s operator")
         known = salt_and_pepper_known(m.data)
         if not known.any():
             raise InputError("every value of the image is black or white: nothing is left to restore from")
