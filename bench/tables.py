@@ -64,15 +64,15 @@ SR_NOTE = ("The classical baselines here upsample this protocol's Pillow-Lanczos
            "(Set5 x4 28.43, Set14 x4 26.05, Set5 x8 24.37, Set14 x8 23.10) is quoted from its table and was made from "
            "its own input, so the two differ.")
 INPAINT11_NOTE = (
-    "Unrounded, the mean is 33.476 dB against 33.484 from the paper's per-image numbers (its stated mean 33.48): "
-    "level to two decimals, 0.008 dB under in the third. Below the paper: barbara by 1.69 dB and montage by 1.72 "
-    "(regular stripes and flat synthetic regions, where the paper's 128-channel network fitted for 11000 steps "
-    "does better; not measured further here), house by 0.90, cameraman by 0.11 and fingerprint by 0.08 (which "
-    "also stays under biharmonic inpainting, which fills its thin parallel lines nearly exactly); above it on "
-    "the other six. The default ends with six collaborative filtering passes that keep the known pixels, and its "
-    "automatic stop looks for no least-variance output on clean measurements; run before both (git history), "
-    "the table's mean was 31.80. The hill row ran beside other work on this 2-core machine: its time (1427 s) "
-    "is about 1.6x what it takes alone.")
+    "Rerun with the stage of 2 December 2026 (the fit and biharmonic inpainting each refined apart by six "
+    "collaborative passes, averaged, then three gentle passes); the rows not yet rerun are still to come (the "
+    "command resumes). On the seven images rerun so far the new stage gives 1.46 dB more in all than the recipe "
+    "before (its run, git history: mean 33.476 over all eleven): barbara -0.05, boat +0.33, cameraman +0.12, "
+    "couple +0.22, fingerprint +0.22, hill +0.25, house +0.37. Below the paper: barbara by 1.74 dB (regular "
+    "stripes, where the paper's 128-channel network fitted for 11000 steps does better) and house by 0.53; "
+    "fingerprint stays under biharmonic inpainting, which fills its thin parallel lines nearly exactly. The "
+    "barbara row ran beside a 15-minute experiment on this 2-core machine: its time (1908 s) is about twice what "
+    "it takes alone.")
 SET9_NOTE = (
     "Paper mean: its exponentially averaged output (29.22 at a fixed 1800 steps). The default ends with the Wiener "
     "mixture and three collaborative passes (one pass and a budget of 700 steps at 512x512 before, git history: "
