@@ -66,9 +66,9 @@ SR_NOTE = ("The classical baselines here upsample this protocol's Pillow-Lanczos
 INPAINT11_NOTE = (
     "Rerun with the stage of 2 December 2026 (the fit and biharmonic inpainting each refined apart by six "
     "collaborative passes, averaged, then three gentle passes); the rows not yet rerun are still to come (the "
-    "command resumes). On the seven images rerun so far the new stage gives 1.46 dB more in all than the recipe "
+    "command resumes). On the eight images rerun so far the new stage gives 1.69 dB more in all than the recipe "
     "before (its run, git history: mean 33.476 over all eleven): barbara -0.05, boat +0.33, cameraman +0.12, "
-    "couple +0.22, fingerprint +0.22, hill +0.25, house +0.37. Below the paper: barbara by 1.74 dB (regular "
+    "couple +0.22, fingerprint +0.22, hill +0.25, house +0.37, lena +0.23. Below the paper: barbara by 1.74 dB (regular "
     "stripes, where the paper's 128-channel network fitted for 11000 steps does better) and house by 0.53; "
     "fingerprint stays under biharmonic inpainting, which fills its thin parallel lines nearly exactly. The "
     "barbara row ran beside a 15-minute experiment on this 2-core machine: its time (1908 s) is about twice what "
