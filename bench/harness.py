@@ -291,6 +291,23 @@ def fit(
 HISTORIES_FORMAT = "deepprior-bench-histories/1"
 
 
+def cli_denoise(source: Path, folder: Path) -> tuple[float, np.ndarray, dict[str, Any]]:
+    """``deepprior denoise SOURCE`` with no option, as a child process writing into ``folder``: its wall seconds
+    from start to written file, its output and its record."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from deepprior.imageio import read_image
+
+    out, record = folder / "output.png", folder / "record.json"
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "deepprior.cli", "denoise", str(source), "-o", str(out), "-q",
+                    "--record", str(record)], check=True)
+    return time.perf_counter() - start, read_image(out).pixels, json.loads(record.read_text())
+
+
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (a ``.part`` file renamed over it)."""
     path = Path(path)

@@ -14,8 +14,6 @@ soon as an input is done; finished inputs are skipped on a rerun.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from deepprior.degrade import add_impulse
-from deepprior.imageio import read_image, write_image
+from deepprior.imageio import write_image
 
 FRACTIONS = (0.2, 0.5)
 
@@ -53,15 +51,6 @@ def adaptive_median(noisy: np.ndarray, largest: int = 7) -> np.ndarray:
     return out
 
 
-def default_command(source: Path, folder: Path) -> tuple[float, np.ndarray, dict[str, Any]]:
-    """``deepprior denoise`` with no option, as a child process: wall seconds, output, record."""
-    out, record = folder / "output.png", folder / "record.json"
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "deepprior.cli", "denoise", str(source), "-o", str(out), "-q",
-                    "--record", str(record)], check=True)
-    return time.perf_counter() - start, read_image(out).pixels, json.loads(record.read_text())
-
-
 def measure(clean: np.ndarray, name: str, fraction: float, crop: int) -> dict[str, Any]:
     noisy = add_impulse(clean, fraction, seed=0)
 
@@ -78,7 +67,7 @@ def measure(clean: np.ndarray, name: str, fraction: float, crop: int) -> dict[st
     with tempfile.TemporaryDirectory(prefix="deepprior-impulse-") as tmp:
         source = Path(tmp) / "noisy.png"
         write_image(source, noisy)
-        seconds, output, record = default_command(source, Path(tmp))
+        seconds, output, record = harness.cli_denoise(source, Path(tmp))
     row["default"] = {"psnr": round(harness.score("denoise", clean, output, 1)[0], 4), "seconds": round(seconds, 1),
                       "steps": record["iterations_run"], "stop_reason": record["stop_reason"],
                       "preset": record["preset"], "noise": record["noise"]}

@@ -24,8 +24,6 @@ A row is written as soon as a pair is done and finished pairs are skipped on a r
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -102,15 +100,6 @@ def baselines(noisy: np.ndarray, clean: np.ndarray) -> dict[str, dict[str, Any]]
     return out
 
 
-def default_command(source: Path, folder: Path) -> tuple[float, np.ndarray, dict[str, Any]]:
-    """``deepprior denoise`` with no option, as a child process: wall seconds, output, record."""
-    out, record = folder / "output.png", folder / "record.json"
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "deepprior.cli", "denoise", str(source), "-o", str(out), "-q",
-                    "--record", str(record)], check=True)
-    return time.perf_counter() - start, read_image(out).pixels, json.loads(record.read_text())
-
-
 def measure(data: Path, name: str, size: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="deepprior-real-") as tmp:
         source, noisy, clean = crop_pair(data, name, size, Path(tmp))
@@ -119,7 +108,7 @@ def measure(data: Path, name: str, size: int) -> dict[str, Any]:
                                "noisy": {"psnr": round(psnr, 4), "ssim": round(ssim, 4)},
                                "residual_std_255": round(float((noisy - clean).std() * 255), 3),
                                "baselines": baselines(noisy, clean)}
-        seconds, output, record = default_command(source, Path(tmp))
+        seconds, output, record = harness.cli_denoise(source, Path(tmp))
     psnr, ssim = harness.score("denoise", clean, output, 1)
     row["default"] = {"psnr": round(psnr, 4), "ssim": round(ssim, 4), "seconds": round(seconds, 1),
                       "steps": record["iterations_run"], "stop_reason": record["stop_reason"],
