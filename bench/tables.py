@@ -64,15 +64,15 @@ SR_NOTE = ("The classical baselines here upsample this protocol's Pillow-Lanczos
            "(Set5 x4 28.43, Set14 x4 26.05, Set5 x8 24.37, Set14 x8 23.10) is quoted from its table and was made from "
            "its own input, so the two differ.")
 INPAINT11_NOTE = (
-    "Rerun with the stage of 2 December 2026 (the fit and biharmonic inpainting each refined apart by six "
-    "collaborative passes, averaged, then three gentle passes); the rows not yet rerun are still to come (the "
-    "command resumes). On the eight images rerun so far the new stage gives 1.69 dB more in all than the recipe "
-    "before (its run, git history: mean 33.476 over all eleven): barbara -0.05, boat +0.33, cameraman +0.12, "
-    "couple +0.22, fingerprint +0.22, hill +0.25, house +0.37, lena +0.23. Below the paper: barbara by 1.74 dB (regular "
-    "stripes, where the paper's 128-channel network fitted for 11000 steps does better) and house by 0.53; "
-    "fingerprint stays under biharmonic inpainting, which fills its thin parallel lines nearly exactly. The "
-    "barbara row ran beside a 15-minute experiment on this 2-core machine: its time (1908 s) is about twice what "
-    "it takes alone.")
+    "Run with the stage of 2 December 2026 (the fit and biharmonic inpainting each refined apart by six "
+    "collaborative passes, averaged, then three gentle passes): mean 33.63 dB against the paper's 33.48, and 1.71 "
+    "dB more in all than the recipe before (its run, git history: mean 33.48): barbara -0.05, boat +0.33, "
+    "cameraman +0.12, couple +0.22, fingerprint +0.22, hill +0.25, house +0.37, lena +0.23, man +0.15, montage "
+    "-0.17, peppers +0.04. Below the paper: barbara by 1.74 dB and montage by 1.89 (regular stripes and the flat "
+    "panels and lettering of a collage, where the paper's 128-channel network fitted for 11000 steps does better) "
+    "and house by 0.53; fingerprint stays under biharmonic inpainting, which fills its thin parallel lines nearly "
+    "exactly. The barbara row ran beside a 15-minute experiment on this 2-core machine: its time (1908 s) is about "
+    "twice what it takes alone (the other 512x512 images took 730 to 970 s).")
 SET9_NOTE = (
     "Paper mean: its exponentially averaged output (29.22 at a fixed 1800 steps). The default ends with the Wiener "
     "mixture and three collaborative passes (one pass and a budget of 700 steps at 512x512 before, git history: "
