@@ -291,9 +291,9 @@ def fit(
 HISTORIES_FORMAT = "deepprior-bench-histories/1"
 
 
-def cli_denoise(source: Path, folder: Path) -> tuple[float, np.ndarray, dict[str, Any]]:
-    """``deepprior denoise SOURCE`` with no option, as a child process writing into ``folder``: its wall seconds
-    from start to written file, its output and its record."""
+def cli_denoise(source: Path, folder: Path, *options: str) -> tuple[float, np.ndarray, dict[str, Any]]:
+    """``deepprior denoise SOURCE`` with no option but ``options``, as a child process writing into ``folder``: its
+    wall seconds from start to written file, its output and its record."""
     import json
     import subprocess
     import sys
@@ -304,7 +304,7 @@ def cli_denoise(source: Path, folder: Path) -> tuple[float, np.ndarray, dict[str
     out, record = folder / "output.png", folder / "record.json"
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "deepprior.cli", "denoise", str(source), "-o", str(out), "-q",
-                    "--record", str(record)], check=True)
+                    "--record", str(record), *options], check=True)
     return time.perf_counter() - start, read_image(out).pixels, json.loads(record.read_text())
 
 

@@ -89,8 +89,8 @@ def _finish(out: Any, was_2d: bool, channel_axis: int | None, return_result: boo
 
 
 def run_task(task: str, *images: np.ndarray, channel_axis: int | None = -1, sigma: float | None = None,
-             scale: int | None = None, kernel: Any = None, noise: str = "auto", ground_truth: np.ndarray | None = None,
-             return_result: bool = False, **options: Any) -> np.ndarray | tuple[np.ndarray, FitResult]:
+             scale: int | None = None, kernel: Any = None, noise: str = "auto", peak: float | None = None,
+             ground_truth: np.ndarray | None = None, return_result: bool = False, **options: Any) -> np.ndarray | tuple[np.ndarray, FitResult]:
     """Run the registered task ``task`` on ``images`` (one array per input of the task, in its order:
     the image, then e.g. the mask), with the task's options and any :class:`Settings` field.
 
@@ -109,7 +109,8 @@ def run_task(task: str, *images: np.ndarray, channel_axis: int | None = -1, sigm
         arrays[slot.role], flat = _to_hwc(array, channel_axis, slot.role)
         was_2d = was_2d or (flat and slot is spec.inputs[0])
     gt = _to_hwc(ground_truth, channel_axis, "ground_truth")[0] if ground_truth is not None else None
-    job = job_from_arrays(task, arrays, TaskOptions(sigma=sigma, scale=scale, kernel=kernel, noise=noise), gt)
+    job = job_from_arrays(task, arrays, TaskOptions(sigma=sigma, scale=scale, kernel=kernel, noise=noise,
+                                                          peak=peak), gt)
     return _finish(run_pipeline(job, _settings(options)), was_2d, channel_axis, return_result)
 
 
@@ -183,8 +184,11 @@ def denoise(image: np.ndarray, *, sigma: float | None = None, **options: Any) ->
     (a keyword of :func:`run_task`) says what the noise is: ``"auto"`` (the
     default) takes salt-and-pepper noise for what it is where the image
     shows it, and restores its black and white values as missing pixels
-    (``"impulse"`` says so; ``"gaussian"`` never does). Other keyword
-    options are those of :func:`run_task`.
+    (``"impulse"`` says so; ``"gaussian"`` never does); ``"poisson"``
+    with ``peak`` (the photon count of white) restores photon-count noise
+    through a variance-stabilising transform, ``"poisson-gaussian"`` takes
+    ``sigma`` as its Gaussian part. Other keyword options are those of
+    :func:`run_task`.
 
     >>> import numpy as np
     >>> denoise(np.zeros((32, 32, 3)), iterations=1, seed=0).shape

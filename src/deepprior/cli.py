@@ -160,9 +160,12 @@ EXAMPLES = {
 _OPTION_ARGS: dict[str, dict[str, Any]] = {
     "sigma": {"type": _non_negative_float, "help": "the noise level on the 0-255 scale (estimated from the image "
               "when not given)"},
-    "noise": {"choices": ("auto", "gaussian", "impulse"), "default": "auto",
+    "noise": {"choices": ("auto", "gaussian", "poisson", "poisson-gaussian", "impulse"), "default": "auto",
               "help": "what the noise is: auto (the default) tells salt-and-pepper noise from Gaussian noise by "
-              "itself; gaussian; impulse (salt-and-pepper: black and white values, restored as missing pixels)"},
+              "itself; gaussian; poisson (photon counts, with --peak); poisson-gaussian (with --peak and --sigma, "
+              "the Gaussian part); impulse (salt-and-pepper: black and white values, restored as missing pixels)"},
+    "peak": {"type": _positive_float, "help": "with --noise poisson or poisson-gaussian: the photon count of a white "
+             "pixel (lower is noisier)"},
     "scale": {"type": _scale, "help": "upscaling factor (2 or more)"},
     "kernel": {"help": "the task's kernel"},
 }
@@ -268,6 +271,7 @@ def _add_batch_parser(sub: Any) -> None:
                        "(estimated per image when not given)")
     group.add_argument("--noise", choices=_OPTION_ARGS["noise"]["choices"], help="denoise: " +
                        _OPTION_ARGS["noise"]["help"])
+    group.add_argument("--peak", type=_positive_float, help="denoise: " + _OPTION_ARGS["peak"]["help"])
     group.add_argument("--scale", type=_scale, help="superres: upscaling factor")
     group.add_argument("--kernel", help="superres: downsampling model; deblur: gaussian:SIGMA or a kernel file")
     group.add_argument("--preset", help="recipe name or .json recipe file")
@@ -334,7 +338,8 @@ def task_options(args: argparse.Namespace) -> TaskOptions:
     """The task's own options from the command line: sigma moves from the 0-255 scale to [0, 1] here, once."""
     sigma = getattr(args, "sigma", None)
     return TaskOptions(sigma=sigma / 255 if sigma is not None else None, scale=getattr(args, "scale", None),
-                       kernel=getattr(args, "kernel", None), noise=getattr(args, "noise", None) or "auto")
+                       kernel=getattr(args, "kernel", None), noise=getattr(args, "noise", None) or "auto",
+                       peak=getattr(args, "peak", None))
 
 
 def run_settings(args: argparse.Namespace, callbacks: Sequence[Callable[[Any], Any]] = ()) -> Settings:
@@ -503,7 +508,7 @@ def _batch_options(args: argparse.Namespace) -> TaskOptions:
     for name in task.required:
         if getattr(args, name) is None:
             raise InputError(f"--task {args.task} needs --{name}")
-    for name in ("sigma", "noise", "scale", "kernel"):
+    for name in ("sigma", "noise", "peak", "scale", "kernel"):
         if getattr(args, name) is not None and name not in task.takes:
             raise InputError(f"--{name} does not apply to --task {args.task}")
     if args.kernel and args.task == "deblur":

@@ -49,7 +49,8 @@ class TaskOptions:
     sigma : the noise level on the image's [0, 1] scale (``None``: estimated from the image), for tasks
         whose measurement is noisy.
     noise : what the noise is, one of :data:`deepprior.noise.NOISE_CHOICES` (``"auto"``: decided from the
-        image), for tasks whose measurement is noisy.
+        image), for tasks whose measurement is noisy. With ``poisson-gaussian``, ``sigma`` is the Gaussian part.
+    peak : for Poisson noise, the photon count of a white pixel (lower is noisier).
     scale : the super-resolution factor.
     kernel : super-resolution: the downsampling kernel's name; deblurring: ``gaussian:SIGMA``, a kernel
         file, a 2-D array, or a Gaussian width in pixels.
@@ -59,6 +60,7 @@ class TaskOptions:
     scale: int | None = None
     kernel: str | np.ndarray | float | None = None
     noise: str = "auto"
+    peak: float | None = None
 
     def __post_init__(self) -> None:
         from deepprior.noise import NOISE_CHOICES
@@ -67,8 +69,17 @@ class TaskOptions:
             raise InputError(f"sigma is on the image's [0, 1] scale (25 of 255 is {25 / 255:.4f}), got {self.sigma}")
         if self.noise not in NOISE_CHOICES:
             raise InputError(f"unknown noise {self.noise!r} (use {', '.join(NOISE_CHOICES)})")
-        if self.sigma is not None and self.noise not in ("auto", "gaussian"):
+        if self.sigma is not None and self.noise not in ("auto", "gaussian", "poisson-gaussian"):
             raise InputError(f"a noise sigma goes with Gaussian noise, not {self.noise} noise")
+        poisson = self.noise in ("poisson", "poisson-gaussian")
+        if self.peak is not None and not poisson:
+            raise InputError("a peak count goes with Poisson noise (--noise poisson or poisson-gaussian)")
+        if poisson and self.peak is None:
+            raise InputError(f"{self.noise} noise needs its peak count (--peak: the count of a white pixel)")
+        if self.peak is not None and not 0 < self.peak <= 1e6:
+            raise InputError(f"the peak count must be above 0 and at most a million, got {self.peak}")
+        if self.noise == "poisson-gaussian" and self.sigma is None:
+            raise InputError("poisson-gaussian noise needs the level of its Gaussian part (--sigma)")
         if self.scale is not None and (int(self.scale) != self.scale or self.scale < 2):
             raise InputError(f"scale must be a whole number >= 2, got {self.scale}")
 
@@ -76,7 +87,7 @@ class TaskOptions:
         """The options set, for records and messages (arrays shown by their shape)."""
         shown = {"sigma": self.sigma, "scale": self.scale,
                  "kernel": f"array {np.shape(self.kernel)}" if isinstance(self.kernel, np.ndarray) else self.kernel,
-                 "noise": None if self.noise == "auto" else self.noise}
+                 "noise": None if self.noise == "auto" else self.noise, "peak": self.peak}
         return {k: v for k, v in shown.items() if v is not None}
 
 

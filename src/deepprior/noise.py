@@ -27,13 +27,14 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import uniform_filter
 
-__all__ = ["NOISE_CHOICES", "GaussianNoise", "ImpulseNoise", "NoiseModel", "Noiseless", "clipped_noise_variance",
-           "estimate_sigma"]
+__all__ = ["NOISE_CHOICES", "GaussianNoise", "ImpulseNoise", "NoiseModel", "Noiseless", "PoissonNoise",
+           "clipped_noise_variance", "estimate_sigma"]
 
 #: What a user can say of the noise of a noisy photo: ``auto`` (the default) decides from the image,
-#: ``gaussian`` is additive white Gaussian noise of a given or estimated level, ``impulse`` salt-and-pepper
-#: noise (values replaced by black or white).
-NOISE_CHOICES = ("auto", "gaussian", "impulse")
+#: ``gaussian`` is additive white Gaussian noise of a given or estimated level, ``poisson`` photon-count noise of
+#: a given peak count, ``poisson-gaussian`` that plus Gaussian read noise of a given level, ``impulse``
+#: salt-and-pepper noise (values replaced by black or white).
+NOISE_CHOICES = ("auto", "gaussian", "poisson", "poisson-gaussian", "impulse")
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,45 @@ class ImpulseNoise(NoiseModel):
         """
         return (f"noise: salt-and-pepper, {self.fraction * 100:.1f} % of the values black or white ({self.source}), "
                 "restored as missing pixels")
+
+
+@dataclass(frozen=True)
+class PoissonNoise(NoiseModel):
+    """Photon-count noise: ``y = clip((Poisson(peak * x) + N(0, read^2)) / peak, 0, 1)``, ``peak`` the count of a
+    white pixel, ``read`` the Gaussian read noise in counts (0: pure Poisson noise). Its variance follows the
+    brightness, so the fit works on the variance-stabilised image (:class:`deepprior.stabilise.Anscombe`), where
+    the noise is Gaussian of level :attr:`sigma`, and the result goes back by the exact unbiased inverse.
+
+    >>> noise = PoissonNoise(30.0)
+    >>> noise.summary()
+    'noise: Poisson, peak 30 counts (given); stabilised level 26.0 of 255'
+    """
+
+    peak: float = 1.0
+    read: float = 0.0
+    source: str = "given"
+
+    @property
+    def stabiliser(self):  # -> deepprior.stabilise.Anscombe (imported late: scipy.stats is slow to load)
+        """The variance-stabilising transform the fit works through."""
+        from deepprior.stabilise import Anscombe
+
+        return Anscombe(self.peak, self.read)
+
+    @property
+    def sigma(self) -> float:
+        """The Gaussian noise level of the stabilised image (what the stopping rule and the Wiener stage see)."""
+        return self.stabiliser.sigma
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": "poisson-gaussian" if self.read else "poisson", "peak": self.peak,
+                "read_255": round(self.read / self.peak * 255, 3), "stabilised_sigma_255": round(self.sigma * 255, 3),
+                "source": self.source}
+
+    def summary(self) -> str:
+        read = f", Gaussian read noise {self.read / self.peak * 255:.1f} of 255" if self.read else ""
+        return (f"noise: Poisson, peak {self.peak:g} counts{read} ({self.source}); stabilised level "
+                f"{self.sigma * 255:.1f} of 255")
 
 
 def clipped_noise_variance(image: torch.Tensor, sigma: float, low: float = 0.0, high: float = 1.0) -> float:

@@ -234,7 +234,11 @@ def plan(job: Job, settings: Settings) -> Plan:
 
 def _fit(measurement: Measurement, guide: np.ndarray | None, ground_truth: np.ndarray | None, job_plan: Plan,
          settings: Settings, description: str) -> FitResult:
-    """One fit of ``measurement`` and, when the recipe or the settings ask for it, its Wiener stage."""
+    """One fit of ``measurement`` and, when the recipe or the settings ask for it, its Wiener stage; through the
+    noise model's variance-stabilising transform when it has one (Poisson noise)."""
+    stabiliser = getattr(measurement.noise, "stabiliser", None)
+    if stabiliser is not None:
+        return _fit_stabilised(measurement, stabiliser, guide, job_plan, settings, description)
     preset, device = job_plan.preset, job_plan.device
     if settings.iterations is None:  # a recipe with a pixel budget spends fewer steps on a large image (or tile)
         preset = preset.for_size(measurement.image_size)
@@ -267,6 +271,29 @@ def _fit(measurement: Measurement, guide: np.ndarray | None, ground_truth: np.nd
         engine.projection_stage(result, y, measurement.operator.to(result.fitted.device), gt,
                                 preset.classical_weight, preset.collaborative_levels,
                                 preset.collaborative_final_levels)
+    return result
+
+
+def _fit_stabilised(measurement: Measurement, stabiliser: Any, guide: np.ndarray | None, job_plan: Plan,
+                    settings: Settings, description: str) -> FitResult:
+    """Fit the variance-stabilised measurement, whose noise is Gaussian of the stabiliser's level, and bring every
+    output back by the exact unbiased inverse (:mod:`deepprior.stabilise`). A ground truth is compared with the
+    result only (the fit's own history has no PSNR: it runs in the other domain)."""
+    from deepprior.noise import GaussianNoise
+
+    inner = replace(measurement, data=stabiliser.forward(measurement.data),
+                    noise=GaussianNoise(stabiliser.sigma, "stabilised"))
+    result = _fit(inner, guide, None, job_plan, settings, description)
+
+    def back(t: torch.Tensor | None) -> torch.Tensor | None:
+        if t is None:
+            return None
+        return torch.from_numpy(stabiliser.inverse(t.detach().float().cpu().numpy())).to(t.device, t.dtype)
+
+    result.image, result.average = back(result.image), back(result.average)
+    result.selected, result.refined = back(result.selected), back(result.refined)
+    result.refinement["stabilised"] = {"transform": "generalised Anscombe", "inverse": "exact unbiased",
+                                       "sigma": round(stabiliser.sigma, 6)}
     return result
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from deepprior import jobs
 from deepprior.imageio import Image
 from deepprior.jobs import InputError, Job, TaskOptions
-from deepprior.noise import GaussianNoise, ImpulseNoise
+from deepprior.noise import GaussianNoise, ImpulseNoise, PoissonNoise
 
 __all__ = [
     "TASKS",
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: Controls the web page can show for a task.
-WEB_CONTROLS = ("mask", "scale", "blur", "sigma", "noise")
+WEB_CONTROLS = ("mask", "scale", "blur", "sigma", "noise", "peak")
 #: Noise models a task's measurement can carry; "gaussian" stops at the noise level, "none" when the output settles.
 NOISE_MODELS = ("none", "gaussian")
 #: The smallest input image, in pixels a side, that any task accepts (a 1x1 "photo" is a mistake, not a job).
@@ -114,8 +114,8 @@ class Task:
 
     @property
     def takes(self) -> tuple[str, ...]:
-        """Every option it takes, ``sigma`` and ``noise`` included when its measurement is noisy."""
-        return (("sigma", "noise") if self.noise == "gaussian" else ()) + self.options
+        """Every option it takes, ``sigma``, ``noise`` and ``peak`` included when its measurement is noisy."""
+        return (("sigma", "noise", "peak") if self.noise == "gaussian" else ()) + self.options
 
     def preset_for(self, job: Job) -> str:
         return self.default_preset(job) if callable(self.default_preset) else self.default_preset
@@ -203,10 +203,14 @@ def _attach_noise(job: Job, options: TaskOptions) -> None:
     choice, source = options.noise, "given"
     if choice == "auto" and options.sigma is None and m.direct and looks_like_salt_and_pepper(m.data) is not None:
         choice, source = "impulse", "detected"
+    if choice != "gaussian" and choice != "auto" and not m.direct:
+        raise InputError(f"{choice} noise is restored on the noisy image itself (denoise), not through "
+                         f"{job.task}'s operator")
+    if choice in ("poisson", "poisson-gaussian"):
+        assert options.peak is not None
+        job.measurement = replace(m, noise=PoissonNoise(options.peak, (options.sigma or 0.0) * options.peak))
+        return
     if choice == "impulse":
-        if not m.direct:
-            raise InputError(f"impulse noise is restored on the noisy image itself (denoise), not through "
-                             f"{job.task}'s operator")
         known = salt_and_pepper_known(m.data)
         if not known.any():
             raise InputError("every value of the image is black or white: nothing is left to restore from")
@@ -283,7 +287,7 @@ _NOISE_HELP = "the noise level on the 0-255 scale (estimated from the image when
 for _task in (
     Task("denoise", "Remove noise from an image.", jobs.denoise_job, noise="gaussian", presets=("denoise",),
          default_preset=_denoise_preset, example="deepprior denoise noisy.png -o clean.png --sigma 25",
-         web=WebControls("Denoise", ("sigma", "noise"), "denoised"),
+         web=WebControls("Denoise", ("sigma", "noise", "peak"), "denoised"),
          option_help={"sigma": _NOISE_HELP + "; 40 or more picks 'denoise-50'"}),
     Task("superres", "Upscale an image by an integer factor.", jobs.superres_job,
          inputs=(Slot("image", "the low-resolution image", positional=True),), options=("scale", "kernel"),

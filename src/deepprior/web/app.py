@@ -59,7 +59,7 @@ def _drawn_mask(editor: dict[str, Any] | None, folder: Path) -> str | None:
 def _page_run(image: str | None, task: str, mask_file: str | None, editor: dict[str, Any] | None, preset: str,
               scale: float, sigma: float | None, blur: float, automatic: bool, iterations: float,
               seed: float | None, noise: str | None, folder: Path, max_pixels: int, max_steps: int | None = None, *,
-              stand_in_mask: bool = False) -> RestoreRun:
+              peak: float | None = None, stand_in_mask: bool = False) -> RestoreRun:
     """The run the page's controls describe (not started): every check the command line makes happens here.
     ``stand_in_mask``: before a mask is painted, check the rest with a mask that keeps every pixel."""
     shown = _controls(task)
@@ -83,6 +83,7 @@ def _page_run(image: str | None, task: str, mask_file: str | None, editor: dict[
         scale=int(scale or 4) if "scale" in shown else None,
         sigma=None if "sigma" not in shown or sigma in (None, "") or float(sigma) <= 0 else float(sigma),
         noise=noise if "noise" in shown and noise else None,
+        peak=float(peak) if "peak" in shown and noise in ("poisson", "poisson-gaussian") and peak else None,
         kernel=f"gaussian:{blur:g}" if "blur" in shown else None,
         iterations=None if automatic else int(iterations or 1), seed=None if seed in (None, "") else int(seed),
         max_pixels=max_pixels, max_steps=max_steps)
@@ -105,7 +106,7 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
 
     def check(image: str | None, task: str, mask_file: str | None, editor: dict[str, Any] | None, preset: str,
               scale: float, sigma: float | None, blur: float, automatic: bool, iterations: float,
-              seed: float | None, noise: str | None = "auto") -> tuple[Any, ...]:
+              seed: float | None, noise: str | None = "auto", peak: float | None = None) -> tuple[Any, ...]:
         """What the page shows once a file or a setting changes, before any run: the image, whether it can
         be used (the run's own checks, in its words), and the recipe with its expected time here."""
         if preset not in presets_for(task):  # the menu of another task, or nothing chosen: the default
@@ -117,7 +118,7 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
         try:
             has_mask = bool(mask_file) or _drawn_mask(editor, folder) is not None
             planned = _page_run(image, task, mask_file, editor, preset, scale, sigma, blur, automatic, iterations,
-                                seed, noise, folder, max_pixels, max_steps, stand_in_mask=True)
+                                seed, noise, folder, max_pixels, max_steps, peak=peak, stand_in_mask=True)
         except InputProblem as exc:
             return gr.update(value=None, label="Your image"), f"**Not ready**: {exc}.", choices
         finally:
@@ -138,11 +139,11 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
 
     def restore(image: str | None, task: str, mask_file: str | None, editor: dict[str, Any] | None, preset: str,
                 scale: float, sigma: float | None, blur: float, automatic: bool, iterations: float, seed: float | None,
-                noise: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+                noise: str | None, peak: float | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
         folder = Path(tempfile.mkdtemp(prefix="run-", dir=workroot))
         try:
             current = _page_run(image, task, mask_file, editor, preset, scale, sigma, blur, automatic, iterations,
-                                seed, noise, folder, max_pixels, max_steps)
+                                seed, noise, folder, max_pixels, max_steps, peak=peak)
         except InputProblem as exc:  # said in the status line: no error badges over the other panels
             shutil.rmtree(folder, ignore_errors=True)
             yield gr.skip(), gr.skip(), f"**Not started**: {exc}.", gr.skip(), gr.skip(), gr.skip()
@@ -192,8 +193,11 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
                 sigma = gr.Number(label="Noise level (0-255; 0 = estimate it)", value=0, minimum=0, maximum=255,
                                   visible="sigma" in first)
                 noise = gr.Dropdown(list(NOISE_CHOICES), value="auto", label="Noise",
-                                    info="auto tells salt-and-pepper specks from Gaussian noise by itself",
+                                    info="auto tells salt-and-pepper specks from Gaussian noise by itself; Poisson "
+                                    "noise (photon counts) needs its peak count",
                                     visible="noise" in first, elem_id="noise")
+                peak = gr.Number(label="Peak count (Poisson noise: the photon count of white)", value=30, minimum=0,
+                                 visible="peak" in first, elem_id="peak")
                 preset = gr.Dropdown(_recipe_choices(offered[0], None), value="default", label="Recipe",
                                      info=_recipe_text(offered[0], None), elem_id="recipe")
                 with gr.Accordion("Options", open=False):
@@ -229,7 +233,8 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
 
         def show_task_options(chosen: str) -> tuple[Any, ...]:
             shown = _controls(chosen)
-            return tuple(gr.update(visible=name in shown) for name in ("mask", "scale", "blur", "sigma", "noise"))
+            return tuple(gr.update(visible=name in shown)
+                         for name in ("mask", "scale", "blur", "sigma", "noise", "peak"))
 
         def load_editor(path: str | None) -> Any:
             if not path:
@@ -246,16 +251,17 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
             return path, chosen, mask
 
         example_strip.select(pick_example, None, [image, task, mask_file], queue=False)
-        settings = [image, task, mask_file, editor, preset, scale, sigma, blur, automatic, iterations, seed, noise]
+        settings = [image, task, mask_file, editor, preset, scale, sigma, blur, automatic, iterations, seed, noise,
+                    peak]
         checked = [shown_input, status, preset]
-        task.change(show_task_options, task, [inpaint_box, scale, blur, sigma, noise], queue=False).then(
+        task.change(show_task_options, task, [inpaint_box, scale, blur, sigma, noise, peak], queue=False).then(
             check, settings, checked, queue=False)
         image.change(load_editor, image, editor, queue=False).then(check, settings, checked, queue=False)
         mask_file.change(check, settings, checked, queue=False)
         for control in (preset, scale, automatic, noise):
             control.input(check, settings, checked, queue=False)
         blur.release(check, settings, checked, queue=False)
-        for control in (sigma, iterations):  # numbers: once typed, not at every key
+        for control in (sigma, iterations, peak):  # numbers: once typed, not at every key
             control.blur(check, settings, checked, queue=False)
         def busy() -> tuple[Any, ...]:  # Run stays off until this run ends; the last run's downloads go
             return (gr.update(interactive=False), gr.update(value=None, interactive=False, label="Download the result"),

@@ -102,7 +102,7 @@ class RestoreRun:
     image : path of the uploaded image.
     workdir : a private folder for this run's outputs.
     mask : path of the mask (inpainting: white = known, black = to fill).
-    preset, scale, sigma (0-255 scale), noise, kernel, iterations, seed : as on the command line, each
+    preset, scale, sigma (0-255 scale), noise, peak, kernel, iterations, seed : as on the command line, each
         used only by the tasks that take it; ``iterations=None`` stops automatically.
     max_pixels : refuse larger images (checked from the header, before decoding).
     max_steps : this server's limit on a run's steps (``None``: the recipe's own cap).
@@ -111,7 +111,7 @@ class RestoreRun:
 
     def __init__(self, task: str, image: str, workdir: Path, *, mask: str | None = None, preset: str | None = None,
                  scale: int | None = None, sigma: float | None = None, noise: str | None = None,
-                 kernel: str | None = None,
+                 peak: float | None = None, kernel: str | None = None,
                  iterations: int | None = None, seed: int | None = None, max_pixels: int = 1_000_000,
                  preview_every: float = 1.0, device: str = "auto", max_steps: int | None = None) -> None:
         if task not in web_tasks():
@@ -132,6 +132,7 @@ class RestoreRun:
         try:
             options = TaskOptions(sigma=sigma / 255 if sigma is not None and "sigma" in takes else None,
                                   noise=noise if noise and "noise" in takes else "auto",
+                                  peak=peak if "peak" in takes else None,
                                   scale=int(scale) if scale is not None and "scale" in takes else None,
                                   kernel=kernel if "kernel" in takes else None)
             self.job = build_job(JobSpec(task, files, options))
