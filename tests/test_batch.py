@@ -203,6 +203,28 @@ def test_ray_without_ray_installed_says_how_to_install(tmp_path: Path, monkeypat
     assert "pip install 'deepprior[ray]'" in capsys.readouterr().err
 
 
+def test_ray_at_an_address_where_no_cluster_answers_fails_at_once(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Ray itself retries an unreachable head for minutes with no word; the batch gives up in bounded time."""
+    import socket
+
+    require("ray")
+    source, out = tmp_path / "in", tmp_path / "out"
+    _images(source, ["a.png"])
+    with socket.socket() as silent, socket.socket() as closed:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # takes the connection, never answers
+        closed.bind(("127.0.0.1", 0))  # bound, not listening: the connection is refused
+        for address, says in ((f"127.0.0.1:{silent.getsockname()[1]}", "no answer within"),
+                              (f"ray://127.0.0.1:{closed.getsockname()[1]}", "refused")):
+            start = time.monotonic()
+            assert main(_batch(source, out, _recipe(tmp_path), "--iterations", "2", "--ray", address)) == 2
+            assert time.monotonic() - start < 30
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and "cannot connect to the Ray cluster" in err and says in err
+    assert not out.exists() or not list(out.rglob("*.png"))  # nothing written
+
+
 def _wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
     end = time.monotonic() + timeout
     while not condition():

@@ -7,14 +7,64 @@ bytes back, so the nodes need deepprior installed but no shared file system.
 """
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from deepprior.batch.worker import ItemOutcome, ItemRequest, restore_item
 
-__all__ = ["RAY_HINT", "RayPool"]
+__all__ = ["RAY_HINT", "RayPool", "check_reachable", "cluster_address"]
 
 RAY_HINT = "--ray needs Ray: pip install 'deepprior[ray]'"
+#: Seconds a cluster's address gets to answer before the batch gives up on it (Ray itself keeps retrying for
+#: minutes, with no word to the user).
+CONNECT_TIMEOUT = 10.0
+#: The port of a cluster's head (its GCS) when the address names none, as ``ray start --head`` uses.
+DEFAULT_PORT = 6379
+#: The client's opening of an HTTP/2 connection and an empty SETTINGS frame: a Ray head (a gRPC server)
+#: answers with a SETTINGS frame of its own.
+_HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def cluster_address(address: str) -> str | None:
+    """The ``host:port`` that ``address`` reaches: ``auto`` is ``RAY_ADDRESS`` or the cluster this machine last
+    started (``None`` when there is none: Ray then says so itself, at once)."""
+    if address == "auto":
+        found = os.environ.get("RAY_ADDRESS", "")
+        if not found:
+            current = Path(os.environ.get("TMPDIR", "/tmp")) / "ray" / "ray_current_cluster"
+            found = current.read_text().strip() if current.is_file() else ""
+        if not found or found == "auto":
+            return None
+        address = found
+    target = address.removeprefix("ray://").rstrip("/")
+    return target if target.rpartition(":")[2].isdigit() else f"{target}:{DEFAULT_PORT}"
+
+
+def check_reachable(address: str, timeout: float | None = None) -> None:
+    """Refuse, within ``timeout`` seconds, an ``address`` where no Ray cluster answers: nothing listening, no route,
+    or a server that does not speak gRPC. (``ray.init`` would retry such an address for minutes.)"""
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    target = cluster_address(address)
+    if target is None:
+        return
+    host, _, port = target.rpartition(":")
+    host = host.strip("[]")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as connection:
+            connection.settimeout(timeout)
+            connection.sendall(_HTTP2_HELLO)
+            reply = connection.recv(9)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc) or type(exc).__name__)
+        if isinstance(exc, socket.timeout):
+            reason = f"no answer within {timeout:g} s"
+        raise ValueError(f"cannot connect to the Ray cluster at '{address}': {target}: {reason}") from None
+    if len(reply) < 4 or reply[3] != 4:  # the frame type of SETTINGS
+        raise ValueError(f"cannot connect to the Ray cluster at '{address}': {target} answers, but not as a Ray "
+                         "cluster's head")
 
 
 class RayPool:
@@ -29,6 +79,8 @@ class RayPool:
             raise ValueError(RAY_HINT) from None
         self._ray = ray
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address != "local":
+            check_reachable(address)
         try:
             if address == "local":
                 ray.init(num_cpus=local_cpus or threads, **options)
