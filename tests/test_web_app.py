@@ -380,3 +380,38 @@ def test_the_server_limits_every_run_to_its_steps(client: Client, noisy: str) ->
     too_many = ("denoise", None, None, "default", 4, 25, 1.6, False, MAX_STEPS + 1, 0, "auto")
     status = client.predict(handle_file(noisy), *too_many, api_name="/restore")[2]
     assert status.startswith("**Not started**") and f"at most {MAX_STEPS} here" in status
+
+
+def test_an_auth_file_puts_the_app_behind_a_login(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import urllib.error
+    import urllib.request
+
+    from deepprior.cli import main
+    from deepprior.web import read_auth_file, serve
+
+    for text, says in (("", "no user:password"), ("ana\n", "line 1"), ("ana:x\nana:y\n", "already given"),
+                       (":pw\n", "line 1")):
+        bad = tmp_path / "bad.txt"
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=says):
+            read_auth_file(bad)
+        assert main(["serve", "--auth-file", str(bad)]) == 2  # refused before any server starts
+        assert says in capsys.readouterr().err
+    assert main(["serve", "--auth-file", str(tmp_path / "missing.txt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+    accounts = tmp_path / "users.txt"
+    accounts.write_text("# the team\nana:correct horse\n")
+    port = _free_port()
+    app = serve(port=port, block=False, max_pixels=40_000, auth=read_auth_file(accounts))
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        with pytest.raises(ValueError):  # no login, no API
+            Client(url, verbose=False)
+        with pytest.raises(urllib.error.HTTPError):  # the page's config is refused without a session
+            urllib.request.urlopen(url + "config", timeout=10)
+        with pytest.raises(ValueError):
+            Client(url, auth=("ana", "wrong"), verbose=False)
+        assert Client(url, auth=("ana", "correct horse"), verbose=False).view_api(print_info=False, return_format="dict")
+    finally:
+        app.close()  # type: ignore[attr-defined]

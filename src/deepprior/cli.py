@@ -249,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="runs at a time; others wait in the queue (default 1)")
     p.add_argument("--max-steps", type=_positive_int, default=None, metavar="N",
                    help="no run takes more steps than N (default: each recipe's own cap)")
+    p.add_argument("--auth-file", metavar="FILE", help="ask for a user name and password: FILE holds one "
+                   "user:password a line (keep it chmod 600; behind a reverse proxy with TLS, see docs/web.md)")
     _add_batch_parser(sub)
     return parser
 
@@ -488,15 +490,24 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from deepprior.web import WEB_EXTRA_HINT, serve
+    from deepprior.web import WEB_EXTRA_HINT, read_auth_file, readable_by_others, serve
 
+    auth = None
+    if args.auth_file:
+        try:
+            auth = read_auth_file(args.auth_file)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        if readable_by_others(args.auth_file):
+            print(f"warning: other users can read '{args.auth_file}' (chmod 600 it)", file=sys.stderr)
     try:
         import gradio  # noqa: F401
     except ImportError:
         raise InputError(WEB_EXTRA_HINT) from None
-    print(f"deepprior web app on http://{args.host}:{args.port} (Ctrl-C stops it)")
+    print(f"deepprior web app on http://{args.host}:{args.port}" + (f" ({len(auth)} account(s))" if auth else "")
+          + " (Ctrl-C stops it)")
     serve(args.host, args.port, max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb,
-          concurrency=args.concurrency, max_steps=args.max_steps)
+          concurrency=args.concurrency, max_steps=args.max_steps, auth=auth)
     return 0
 
 
