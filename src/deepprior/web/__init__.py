@@ -11,7 +11,7 @@ WEB_EXTRA_HINT = "the web app needs Gradio: pip install 'deepprior[web]'"
 
 
 def read_auth_file(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
-    """The accounts of ``deepprior serve --auth-file``: one ``user:password`` a line (blank lines and lines
+    r"""The accounts of ``deepprior serve --auth-file``: one ``user:password`` a line (blank lines and lines
     starting with ``#`` skipped; the password is everything after the first colon). ``ValueError`` with one
     line naming the problem: a missing or unreadable file, a line without a user or a password, a user twice,
     no account at all.
