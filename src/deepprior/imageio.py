@@ -114,6 +114,8 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     Raises :class:`ImageError` when the file cannot be read as an image.
     """
     path = os.fspath(path)
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise ImageError(f"cannot read '{path}': the file is empty")
     try:
         if _extension(path) in _TIFF:
             with tifffile.TiffFile(path) as tif:
@@ -238,6 +240,10 @@ def _read_png16(path: str) -> np.ndarray:
 def _read_pillow(path: str) -> np.ndarray:
     """Samples (H, W[, C]) of any Pillow-readable file, EXIF orientation applied."""
     with PILImage.open(path) as im:
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            raise ImageError(f"cannot read '{path}': it is an animation of {frames} frames; deepprior restores one "
+                             "image (save the frame you want on its own)")
         im.load()
         im = ImageOps.exif_transpose(im)
         mode = im.mode
@@ -259,12 +265,21 @@ def _read_pillow(path: str) -> np.ndarray:
 
 
 def _read_tiff(path: str) -> np.ndarray:
-    """Samples of a TIFF via tifffile; float data in [0, 1] becomes uint16."""
-    data = tifffile.imread(path)
+    """Samples of a one-page TIFF via tifffile; float data in [0, 1] becomes uint16 (values outside are clipped;
+    NaN and infinity are refused, as there is no pixel value to give them)."""
+    with tifffile.TiffFile(path) as tif:
+        pages = len(tif.pages)
+        if pages > 1:
+            raise ImageError(f"cannot read '{path}': it has {pages} pages; deepprior restores one image (save the "
+                             "page you want on its own)")
+        data = tif.asarray()
     if data.dtype == np.bool_:
         data = data.astype(np.uint8) * 255
     elif data.dtype.kind == "f":
-        data = np.round(np.clip(np.nan_to_num(data), 0.0, 1.0) * 65535).astype(np.uint16)
+        bad = int(np.size(data) - np.isfinite(data).sum())
+        if bad:
+            raise ImageError(f"cannot read '{path}': {bad} of its values are not finite numbers (NaN or infinity)")
+        data = np.round(np.clip(data, 0.0, 1.0) * 65535).astype(np.uint16)
     elif data.dtype not in (np.uint8, np.uint16):
         raise ImageError(
             f"cannot read '{path}': {data.dtype} TIFF samples are not supported (use 8- or 16-bit)"

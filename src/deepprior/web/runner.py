@@ -239,10 +239,10 @@ class RestoreRun:
 def _check_size(path: str, what: str, max_pixels: int) -> None:
     try:
         width, height = image_size(path)
-    except ImageError:
-        raise InputProblem(f"the {what} cannot be read: it is not an image file, or it is damaged") from None
+    except ImageError as exc:  # its reason, without the server's path
+        raise InputProblem(f"the {what} cannot be read: {str(exc).partition(chr(39) + ': ')[2] or exc}") from None
     if width * height > max_pixels:
-        raise InputProblem(f"the {what} is {width}x{height} ({width * height / 1e6:.1f} megapixels); this server "
+        raise InputProblem(f"the {what} is too large: {width}x{height} ({width * height / 1e6:.1f} megapixels); this server "
                            f"takes at most {max_pixels / 1e6:.1f} megapixels")
 
 
