@@ -12,6 +12,9 @@ from skimage import data
 from deepprior.fitting import FitConfig
 from deepprior.presets import Preset
 
+# Ray clusters started by tests (and the drivers and nodes they start) bind and resolve to loopback only
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 # two threads (the CI machine's cores), or fewer when OMP_NUM_THREADS says so (a benchmark running beside)
 torch.set_num_threads(min(2, int(os.environ.get("OMP_NUM_THREADS", "2"))))
 

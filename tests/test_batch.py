@@ -65,6 +65,25 @@ def _done_events(out: Path) -> dict[str, int]:
     return counts
 
 
+def _finishers(out: Path, node_id: str = "") -> dict[tuple[str, str], float]:
+    """``(input, worker) -> time`` at which each finished result came back (its ``writing`` event, which names
+    the worker; ``done`` follows once the file is in place), optionally only those of one Ray node."""
+    if not (out / FILENAME).exists():
+        return {}
+    db = sqlite3.connect(f"file:{out / FILENAME}?mode=ro", uri=True)
+    try:
+        found = db.execute("SELECT input, worker, at FROM events WHERE status = 'writing'").fetchall()
+    except sqlite3.OperationalError:
+        found = []
+    finally:
+        db.close()
+    return {(key, worker): at for key, worker, at in found if not node_id or f"/{node_id[:12]}:" in (worker or "")}
+
+
+def _rows_with_status(out: Path, status: str) -> list[str]:
+    return [key for key, row in _rows(out).items() if row["status"] == status]
+
+
 def _partial_files(out: Path) -> list[Path]:
     return [p for p in out.rglob("*") if p.name.endswith(".deepprior-part") or p.name.startswith(".") and
             p.suffix == ".png"]
@@ -360,3 +379,50 @@ def test_a_ray_task_whose_worker_dies_is_run_again(tmp_path: Path) -> None:
     rows = _rows(out)
     assert all(r["status"] == "done" for r in rows.values())
     assert _done_events(out) == dict.fromkeys(names, 1)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="a multi-node cluster of local processes")
+def test_a_ray_cluster_losing_a_node_and_its_driver_finishes_every_image_once(tmp_path: Path) -> None:
+    """A head and two worker nodes, each its own raylet (Ray's own multi-node harness), on loopback. One worker
+    node is removed while the batch runs: its tasks run again on the other. Then the driver is killed and run
+    again against the same cluster and folder: it resumes from the manifest. Every image is done once."""
+    require("ray")
+    from ray.cluster_utils import Cluster
+
+    source, out = tmp_path / "in", tmp_path / "out"
+    names = [f"img{i:02d}.png" for i in range(12)]
+    _images(source, names)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # tasks run on the worker nodes only
+    try:
+        doomed = cluster.add_node(num_cpus=1)
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        assert {node.node_ip_address for node in cluster.list_all_nodes()} == {"127.0.0.1"}  # loopback only
+        command = [*COMMAND, *_batch(source, out, _recipe(tmp_path), "--iterations", "150", "--threads", "1",
+                                     "--ray", cluster.address, "-q")]
+        driver = subprocess.Popen(command, start_new_session=True)
+        try:
+            _wait_for(lambda: len(_finishers(out, doomed.node_id)) >= 1, 120)
+            running = _rows_with_status(out, "running")
+            cluster.remove_node(doomed)  # its raylet and the task it is running die
+            removed_at = time.time()
+            _wait_for(lambda: sum(_done_events(out).values()) >= 6, 120)
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(30)
+        finally:
+            if driver.poll() is None:
+                os.killpg(driver.pid, signal.SIGKILL)
+        assert sum(_done_events(out).values()) < len(names)  # the driver died with work left
+        rerun = subprocess.run(command, capture_output=True, text=True, timeout=180)
+        assert rerun.returncode == 0, rerun.stderr
+    finally:
+        cluster.shutdown()
+    rows = _rows(out)
+    assert {r["status"] for r in rows.values()} == {"done"}
+    assert _done_events(out) == dict.fromkeys(names, 1)  # exactly once, by the event log
+    assert not _partial_files(out)
+    assert all((out / name).is_file() for name in names)
+    # The removed node had finished work and had more running (the driver keeps two tasks a slot in flight, so
+    # both nodes were busy); nothing finished there afterwards: what it was running ran again on the other node.
+    assert len(running) >= 2
+    assert all(at < removed_at for at in _finishers(out, doomed.node_id).values())

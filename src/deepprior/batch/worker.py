@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
@@ -58,6 +59,13 @@ class ItemOutcome:
 
 
 def worker_name() -> str:
+    """``host:pid`` of this process, and inside a Ray task also its node (``host/node:pid``), so the event
+    log shows which node of a cluster finished each image, even when several nodes share one host."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        node = ray.get_runtime_context().get_node_id()
+        if node:
+            return f"{socket.gethostname()}/{node[:12]}:{os.getpid()}"
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
