@@ -308,6 +308,7 @@ def test_batch_interrupted_twice_at_random_points_ends_complete(tmp_path: Path) 
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == sorted(names)
     assert _done_events(out) == dict.fromkeys(names, 1)
     assert not _partial_files(out)
+    assert main(["batch", "--verify", str(out)]) == 0
 
 
 def test_sigterm_stops_the_batch_cleanly(tmp_path: Path) -> None:
@@ -426,3 +427,20 @@ def test_a_ray_cluster_losing_a_node_and_its_driver_finishes_every_image_once(tm
     # both nodes were busy); nothing finished there afterwards: what it was running ran again on the other node.
     assert len(running) >= 2
     assert all(at < removed_at for at in _finishers(out, doomed.node_id).values())
+
+
+def test_verify_finds_a_changed_output_and_a_half_written_file(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    source, out = tmp_path / "in", tmp_path / "out"
+    _images(source, ["a.png", "b.png"])
+    assert main(_batch(source, out, _recipe(tmp_path), "--iterations", "3", "--workers", "1", "-q")) == 0
+    assert main(["batch", "--verify", str(out)]) == 0
+    assert "2 done images, each output as recorded and finished once" in capsys.readouterr().out
+    write_image(out / "a.png", np.zeros((32, 32, 3)))
+    (out / ".b.png.x1.deepprior-part").write_bytes(b"half")
+    assert main(["batch", "--verify", str(out)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:] == ["a.png: its output 'a.png' differs from the one recorded",
+                         "half-written file left: .b.png.x1.deepprior-part"]
+    assert main(["batch", "--verify", str(tmp_path / "nothing")]) == 2
+    assert "holds no batch manifest" in capsys.readouterr().err

@@ -328,7 +328,8 @@ def test_browser_says_what_is_wrong_with_an_upload_at_once(server: str, noisy: s
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(server)
         status = page.locator("#status")
-        for path, words in ((text, "it is not an image file"), (tiny, "only 1x1 pixels")):
+        for path, words in ((text, "not an image file or damaged (cannot identify image file 'notes.png')"),
+                            (tiny, "only 1x1 pixels")):
             page.locator("#upload input[type=file]").set_input_files(str(path))
             status.get_by_text("Not ready").wait_for(timeout=30_000)
             assert words in status.inner_text()

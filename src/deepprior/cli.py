@@ -266,6 +266,9 @@ def _add_batch_parser(sub: Any) -> None:
     p.add_argument("input", nargs="?", metavar="INPUT_DIR", help="folder of images (searched recursively)")
     p.add_argument("-o", "--output", metavar="OUTPUT_DIR", help="where the outputs and the manifest go")
     p.add_argument("--status", metavar="OUTPUT_DIR", help="print the state of the batch in OUTPUT_DIR and exit")
+    p.add_argument("--verify", metavar="OUTPUT_DIR", help="check the batch in OUTPUT_DIR: the manifest's integrity, "
+                   "every done image's output against its recorded hash, nothing finished twice, no half-written "
+                   "files; exit 1 on a problem")
     p.add_argument("--task", choices=[name for name, task in TASKS.items() if task.batch],
                    help="what to do to every image")
     group = p.add_argument_group("task options (as for the single-image commands)")
@@ -543,18 +546,23 @@ def _batch_options(args: argparse.Namespace) -> TaskOptions:
 def _batch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from deepprior.batch import BatchConfig, run_batch, status_report
+    from deepprior.batch import BatchConfig, run_batch, status_report, verify_batch
     from deepprior.batch.pool import cpu_count
 
+    for flag, folder in (("--status", args.status), ("--verify", args.verify)):
+        if folder and (args.input or args.output or args.task or args.status and args.verify):
+            raise InputError(f"{flag} takes only the output folder: deepprior batch {flag} OUTPUT_DIR")
     if args.status:
-        if args.input or args.output or args.task:
-            raise InputError("--status takes only the output folder: deepprior batch --status OUTPUT_DIR")
         print("\n".join(status_report(Path(args.status))))
         return 0
+    if args.verify:
+        sound, lines = verify_batch(Path(args.verify))
+        print("\n".join(lines))
+        return 0 if sound else 1
     missing = [flag for flag, value in (("INPUT_DIR", args.input), ("-o OUTPUT_DIR", args.output),
                                         ("--task", args.task)) if not value]
     if missing:
-        raise InputError(f"missing {', '.join(missing)} (or use --status OUTPUT_DIR)")
+        raise InputError(f"missing {', '.join(missing)} (or use --status or --verify OUTPUT_DIR)")
     options = _batch_options(args)
     from dataclasses import replace
 

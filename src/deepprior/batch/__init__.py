@@ -6,6 +6,6 @@
 - :mod:`~deepprior.batch.pool` and :mod:`~deepprior.batch.ray_pool`: where items run;
 - :mod:`~deepprior.batch.driver`: the loop that ties them together.
 """
-from deepprior.batch.driver import BatchConfig, BatchError, BatchSummary, run_batch, status_report
+from deepprior.batch.driver import BatchConfig, BatchError, BatchSummary, run_batch, status_report, verify_batch
 
-__all__ = ["BatchConfig", "BatchError", "BatchSummary", "run_batch", "status_report"]
+__all__ = ["BatchConfig", "BatchError", "BatchSummary", "run_batch", "status_report", "verify_batch"]

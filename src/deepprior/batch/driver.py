@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from deepprior.batch.discover import DEFAULT_PATTERNS, Found, find_inputs, output_name
-from deepprior.batch.manifest import FILENAME, Item, Manifest, file_hash
+from deepprior.batch.manifest import FILENAME, PART_SUFFIX, Item, Manifest, file_hash
 from deepprior.batch.worker import ItemOutcome, ItemRequest
 from deepprior.jobs import TaskOptions
 from deepprior.pipeline import Settings
@@ -23,7 +23,6 @@ from deepprior.pipeline import Settings
 __all__ = ["BatchConfig", "BatchError", "BatchSummary", "run_batch", "status_report"]
 
 LOCKNAME = ".deepprior-batch.lock"
-PART_SUFFIX = ".deepprior-part"  # an output being written; never left behind by a finished write
 
 
 def _options_line(options: TaskOptions, settings: Settings) -> list[str]:
@@ -344,12 +343,30 @@ def _settle(manifest: Manifest, target: Path, item: Item, outcome: ItemOutcome, 
     return False
 
 
-def status_report(output_dir: Path) -> list[str]:
-    """The state of the batch whose output folder is ``output_dir``, as lines to print."""
+def _open_manifest(output_dir: Path) -> Manifest:
     path = output_dir / FILENAME
     if not path.is_file():
         raise BatchError(f"'{output_dir}' holds no batch manifest ({FILENAME})")
-    manifest = Manifest(path, readonly=True)
+    return Manifest(path, readonly=True)
+
+
+def verify_batch(output_dir: Path) -> tuple[bool, list[str]]:
+    """Check a batch's manifest against its output folder (:meth:`Manifest.verify`): (all well, lines)."""
+    manifest = _open_manifest(output_dir)
+    try:
+        problems = manifest.verify(output_dir)
+        done = manifest.counts()["done"]
+    finally:
+        manifest.close()
+    if problems:
+        return False, [f"{output_dir}: {len(problems)} problem{'s' * (len(problems) > 1)}:", *problems]
+    return True, [f"{output_dir}: the manifest is sound; {done} done images, each output as recorded and finished "
+                  "once; no half-written files"]
+
+
+def status_report(output_dir: Path) -> list[str]:
+    """The state of the batch whose output folder is ``output_dir``, as lines to print."""
+    manifest = _open_manifest(output_dir)
     try:
         counts = manifest.counts()
         total = sum(counts.values())

@@ -28,6 +28,9 @@ __all__ = ["FILENAME", "Manifest", "file_hash"]
 
 FILENAME = "deepprior-batch.sqlite"
 STATUSES = ("pending", "running", "writing", "done", "failed")
+PART_SUFFIX = ".deepprior-part"  # an output being written; never left behind by a finished write
+#: Why an image became pending afresh (its event's detail): each makes one more finish legitimate.
+_RESETS = ("found", "input or configuration changed", "output missing")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS configs (
@@ -180,7 +183,7 @@ class Manifest:
                     db.execute("INSERT INTO items (input, input_hash, input_stat, mask, output, config_hash, status, "
                                "updated) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
                                (key, digest, stat, mask, output, config_hash, now))
-                    self._log(db, key, "pending", detail="found")
+                    self._log(db, key, "pending", detail=_RESETS[0])
                     continue
                 changed = (row["input_hash"], row["mask"], row["output"], row["config_hash"]) != (
                     digest, mask, output, config_hash)
@@ -191,8 +194,7 @@ class Manifest:
                     db.execute("UPDATE items SET input_hash = ?, mask = ?, output = ?, config_hash = ?, "
                                "status = 'pending', attempts = 0, error = NULL, updated = ? WHERE input = ?",
                                (digest, mask, output, config_hash, now, key))
-                    self._log(db, key, "pending", detail="output missing" if lost and not changed
-                              else "input or configuration changed")
+                    self._log(db, key, "pending", detail=_RESETS[2] if lost and not changed else _RESETS[1])
                     reset += 1
         return reset
 
@@ -277,6 +279,29 @@ class Manifest:
 
     def configs(self) -> list[dict[str, Any]]:
         return [json.loads(r["config"]) for r in self.db.execute("SELECT config FROM configs ORDER BY created")]
+
+    def verify(self, output_dir: str | os.PathLike[str]) -> list[str]:
+        """Problems with a batch's manifest and outputs, one line each (none: all is well): the database's
+        own integrity check, a ``done`` image whose output is missing or differs from the recorded hash, an
+        image finished more than once under the same configuration, a half-written file left behind."""
+        problems = [f"manifest: {line}" for (line,) in self.db.execute("PRAGMA integrity_check") if line != "ok"]
+        for row in self.db.execute("SELECT input, output, output_hash FROM items WHERE status = 'done'"):
+            path = os.path.join(output_dir, row["output"])
+            if not os.path.isfile(path):
+                problems.append(f"{row['input']}: done, but its output '{row['output']}' is missing")
+            elif file_hash(path) != row["output_hash"]:
+                problems.append(f"{row['input']}: its output '{row['output']}' differs from the one recorded")
+        finished: dict[str, int] = {}  # times done since the image was found or last reset for a reason
+        for row in self.db.execute("SELECT input, status, detail FROM events ORDER BY rowid"):
+            if row["status"] == "pending" and row["detail"] in _RESETS:
+                finished[row["input"]] = 0
+            elif row["status"] == "done":
+                finished[row["input"]] = finished.get(row["input"], 0) + 1
+        problems += [f"{key}: finished {n} times" for key, n in finished.items() if n > 1]
+        for folder, _, names in os.walk(output_dir):
+            problems += [f"half-written file left: {os.path.relpath(os.path.join(folder, n), output_dir)}"
+                         for n in names if n.endswith(PART_SUFFIX)]
+        return problems
 
     def done_seconds(self) -> float:
         return self.db.execute("SELECT COALESCE(SUM(seconds), 0) FROM items WHERE status = 'done'").fetchone()[0]

@@ -239,11 +239,12 @@ class RestoreRun:
 def _check_size(path: str, what: str, max_pixels: int) -> None:
     try:
         width, height = image_size(path)
-    except ImageError as exc:  # its reason, without the server's path
-        raise InputProblem(f"the {what} cannot be read: {str(exc).partition(chr(39) + ': ')[2] or exc}") from None
+    except ImageError as exc:  # the reader's reason, naming the upload by its own name, not the server's path
+        reason = str(exc).partition("': ")[2] or str(exc)
+        raise InputProblem(f"the {what} cannot be read: {reason.replace(path, os.path.basename(path))}") from None
     if width * height > max_pixels:
-        raise InputProblem(f"the {what} is too large: {width}x{height} ({width * height / 1e6:.1f} megapixels); this server "
-                           f"takes at most {max_pixels / 1e6:.1f} megapixels")
+        raise InputProblem(f"the {what} is too large: {width}x{height} ({width * height / 1e6:.1f} megapixels); "
+                           f"this server takes at most {max_pixels / 1e6:.1f} megapixels")
 
 
 def worse_than_input(restored: Any) -> str | None:
