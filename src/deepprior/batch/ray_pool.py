@@ -88,6 +88,10 @@ class RayPool:
                 ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             message = " ".join(str(exc).split())
+            if address != "local" and os.environ.get("RAY_AUTH_MODE", "") != "token":
+                message += (" (a cluster started with token authentication, the default of 'ray start' since Ray "
+                            "2.59, refuses drivers without it: set RAY_AUTH_MODE=token, with the head's token in "
+                            "~/.ray/auth_token or RAY_AUTH_TOKEN)")
             raise ValueError(f"cannot connect to the Ray cluster at '{address}': {message}") from None
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
