@@ -7,6 +7,9 @@ the web app accepts, refuses and words problems exactly as the CLI does.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import os
 import threading
 import time
@@ -232,8 +235,18 @@ class RestoreRun:
             with self._lock:
                 self._snapshot.error = f"the run failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         finally:
+            _give_back_memory()
             with self._lock:
                 self._snapshot.finished = True
+
+
+def _give_back_memory() -> None:
+    """Hand the finished run's freed memory back to the system. Each run works on a thread of its own, and
+    glibc keeps what a thread freed in that thread's arena; without this a server's resident memory grew by
+    about 60 % over 116 small jobs (``bench/web_soak.py``)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _check_size(path: str, what: str, max_pixels: int) -> None:
