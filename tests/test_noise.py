@@ -118,3 +118,21 @@ def test_poisson_noise_is_restored_through_the_stabilised_image(tmp_path: Path, 
     assert record["refinement"]["stabilised"]["inverse"] == "exact unbiased"
     restored = read_image(tmp_path / "o.png").pixels
     assert restored.shape == clean.shape and psnr(clean, restored) > psnr(clean, noisy) + 4
+
+
+@pytest.mark.parametrize("peak", [3.0, 10.0, 100.0])
+def test_the_stabilised_level_is_the_one_the_image_has(peak: float) -> None:
+    """Few counts and white clipping leave less noise after the transform than its nominal level; the level
+    measured on the image follows the real residual (a little above it, never far below: a stop aimed below the
+    real residual would never come), so the stop waits for the fit to reach it."""
+    from deepprior.degrade import add_poisson
+    from deepprior.stabilise import Anscombe
+
+    y, x = np.mgrid[0:96, 0:96] / 96
+    clean = np.stack([0.55 + 0.45 * x, 0.2 + 0.8 * y, 0.9 * np.ones_like(x)], axis=-1).astype(np.float32)
+    vst = Anscombe(peak)
+    noisy = add_poisson(clean, peak, seed=1)
+    real = float(np.sqrt(np.mean((vst.forward(noisy) - vst.expected(clean)) ** 2)))
+    assert 0.98 * real <= vst.residual_sigma(noisy) <= 1.08 * real
+    if peak <= 10:
+        assert real < 0.93 * vst.sigma  # the nominal level would stop the fit too early

@@ -19,7 +19,7 @@ for sigma in {15, 25, 50} (``bench/noise_estimation.py``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -145,6 +145,13 @@ class PoissonNoise(NoiseModel):
     peak: float = 1.0
     read: float = 0.0
     source: str = "given"
+    #: The stabilised image's own noise level (:meth:`Anscombe.residual_sigma`), once measured on it.
+    level: float | None = None
+
+    def measured_on(self, noisy: np.ndarray) -> PoissonNoise:
+        """This model with the stabilised level that ``noisy`` really has (few counts and white clipping lower
+        it below the transform's nominal level)."""
+        return replace(self, level=self.stabiliser.residual_sigma(noisy))
 
     @property
     def stabiliser(self):  # -> deepprior.stabilise.Anscombe (imported late: scipy.stats is slow to load)
@@ -155,13 +162,14 @@ class PoissonNoise(NoiseModel):
 
     @property
     def sigma(self) -> float:
-        """The Gaussian noise level of the stabilised image (what the stopping rule and the Wiener stage see)."""
-        return self.stabiliser.sigma
+        """The Gaussian noise level of the stabilised image (what the stopping rule and the Wiener stage see):
+        the image's own when measured, else the transform's nominal one."""
+        return self.level if self.level is not None else self.stabiliser.sigma
 
     def describe(self) -> dict[str, Any]:
         return {"model": "poisson-gaussian" if self.read else "poisson", "peak": self.peak,
                 "read_255": round(self.read / self.peak * 255, 3), "stabilised_sigma_255": round(self.sigma * 255, 3),
-                "source": self.source}
+                "nominal_sigma_255": round(self.stabiliser.sigma * 255, 3), "source": self.source}
 
     def summary(self) -> str:
         read = f", Gaussian read noise {self.read / self.peak * 255:.1f} of 255" if self.read else ""

@@ -282,7 +282,7 @@ def _fit_stabilised(measurement: Measurement, stabiliser: Any, guide: np.ndarray
     from deepprior.noise import GaussianNoise
 
     inner = replace(measurement, data=stabiliser.forward(measurement.data),
-                    noise=GaussianNoise(stabiliser.sigma, "stabilised"))
+                    noise=GaussianNoise(measurement.sigma, "stabilised"))
     result = _fit(inner, guide, None, job_plan, settings, description)
 
     def back(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -293,7 +293,8 @@ def _fit_stabilised(measurement: Measurement, stabiliser: Any, guide: np.ndarray
     result.image, result.average = back(result.image), back(result.average)
     result.selected, result.refined = back(result.selected), back(result.refined)
     result.refinement["stabilised"] = {"transform": "generalised Anscombe", "inverse": "exact unbiased",
-                                       "sigma": round(stabiliser.sigma, 6)}
+                                       "sigma": round(measurement.sigma, 6),
+                                       "nominal_sigma": round(stabiliser.sigma, 6)}
     return result
 
 

@@ -78,22 +78,44 @@ class Anscombe:
         flat = np.interp(np.asarray(denoised, dtype=np.float64), expected, means)
         return np.clip(flat, 0.0, 1.0).astype(np.float32)
 
+    def residual_sigma(self, noisy: np.ndarray) -> float:
+        """The noise level the transformed ``noisy`` image really has: the root of the mean over its pixels of
+        ``Var[forward(y)]`` at each pixel's local mean (a small Gaussian blur of ``noisy`` as the pilot). It is
+        below :attr:`sigma` where counts are few (the transform stabilises well from about 4 counts up) and where
+        the image is clipped at white: on a bright photo at peak 10, 41 of 255 against the nominal 48.9, and a
+        stopping rule aiming at the nominal level stopped after 54 steps, worse than the input."""
+        from scipy.ndimage import gaussian_filter
+
+        image = np.asarray(noisy, dtype=np.float64)
+        spread = (1.5, 1.5) + (0.0,) * (image.ndim - 2)
+        pilot = np.clip(gaussian_filter(image, spread, mode="reflect"), 0.0, 1.0)
+        means, _, variance = self._moments()
+        return float(np.sqrt(np.mean(np.interp(pilot, means, variance))))
+
     def _table(self) -> tuple[np.ndarray, np.ndarray]:
         """``E[forward(y)]`` at :data:`GRID_POINTS` means from 0 to 1 (denser near 0, where it bends), and the
         means."""
+        means, expected, _ = self._moments()
+        return np.maximum.accumulate(expected), means
+
+    def _moments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The means (:data:`GRID_POINTS` from 0 to 1, denser near 0, where the transform bends), and the mean
+        and the variance of ``forward(y)`` at each."""
         means = np.linspace(0.0, 1.0, GRID_POINTS) ** 2
         lam = means * self.peak
         top = int(np.ceil(self.peak + 12 * np.sqrt(self.peak) + 12))
         k = np.arange(top + 1)
         weights = poisson.pmf(k[None, :], lam[:, None])  # (means, counts)
+        low, high = self._range
         if self.read > 0:
             nodes, node_weights = np.polynomial.hermite_e.hermegauss(24)
             node_weights = node_weights / node_weights.sum()
-            values = np.clip(k[:, None] + self.read * nodes[None, :], 0.0, self.peak)
-            per_count = self._f(values) @ node_weights
+            values = (self._f(np.clip(k[:, None] + self.read * nodes[None, :], 0.0, self.peak)) - low) / (high - low)
+            per_count, per_count_sq = values @ node_weights, values**2 @ node_weights
         else:
-            per_count = self._f(np.minimum(k, self.peak).astype(np.float64))
-        low, high = self._range
-        expected = (weights @ per_count + (1 - weights.sum(axis=1)) * self._f(np.array(self.peak))
-                    - low) / (high - low)
-        return np.maximum.accumulate(expected), means
+            per_count = (self._f(np.minimum(k, self.peak).astype(np.float64)) - low) / (high - low)
+            per_count_sq = per_count**2
+        beyond = 1 - weights.sum(axis=1)  # counts past the table: clipped to white, 1 once transformed
+        expected = weights @ per_count + beyond
+        variance = np.maximum(weights @ per_count_sq + beyond - expected**2, 0.0)
+        return means, expected, variance

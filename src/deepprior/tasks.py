@@ -208,7 +208,8 @@ def _attach_noise(job: Job, options: TaskOptions) -> None:
                          f"{job.task}'s operator")
     if choice in ("poisson", "poisson-gaussian"):
         assert options.peak is not None
-        job.measurement = replace(m, noise=PoissonNoise(options.peak, (options.sigma or 0.0) * options.peak))
+        noise = PoissonNoise(options.peak, (options.sigma or 0.0) * options.peak)
+        job.measurement = replace(m, noise=noise.measured_on(m.data))
         return
     if choice == "impulse":
         known = salt_and_pepper_known(m.data)
