@@ -86,6 +86,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, help="the shared data folder (holds tune/cbsd68)")
     parser.add_argument("--images", type=int, default=10, help="how many CBSD68 photos, by name (default 10)")
     parser.add_argument("--crop", type=int, default=128, help="centre crop size (default 128)")
+    parser.add_argument("--peaks", type=float, nargs="+", default=list(PEAKS), help="peak counts (default 10 30)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/poisson_noise.json"))
     parser.add_argument("--summary", action="store_true", help="print the recorded tables and exit")
     args = parser.parse_args()
@@ -96,7 +97,7 @@ def main() -> int:
         names = sorted(p.stem for p in (args.data / "tune" / "cbsd68").glob("*.png"))[: args.images]
         for name in names:
             clean = harness.load_image(args.data, "tune/cbsd68", name, crop=args.crop)
-            for peak in PEAKS:
+            for peak in args.peaks:
                 if results.done(name, args.crop, peak):
                     continue
                 row = measure(clean, name, peak, args.crop)
