@@ -136,3 +136,21 @@ def test_the_stabilised_level_is_the_one_the_image_has(peak: float) -> None:
     assert 0.98 * real <= vst.residual_sigma(noisy) <= 1.08 * real
     if peak <= 10:
         assert real < 0.93 * vst.sigma  # the nominal level would stop the fit too early
+
+
+def test_salt_and_pepper_on_a_textured_photo_is_still_detected() -> None:
+    """A photo with fine texture has a few per cent of values that stand out by themselves; with half its values
+    replaced, the impulses (far more) still decide. Gaussian noise that clips as often to black or white is not
+    taken for it: it makes the other values stand out more than the impulses."""
+    from deepprior.degrade import add_impulse, add_noise
+    from deepprior.impulse import looks_like_salt_and_pepper, standing_out
+
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:96, 0:96] / 96
+    texture = 0.5 + 0.25 * np.sin(40 * x + 7 * np.sin(9 * y)) + 0.12 * rng.standard_normal((96, 96))
+    photo = np.clip(np.stack([texture, texture * 0.8 + 0.1, 1 - texture], axis=-1), 0, 1).astype(np.float32)
+    noisy = add_impulse(photo, 0.5, seed=0)
+    assert standing_out(noisy)[2] > 0.04  # beyond the plain bound on the other values
+    assert looks_like_salt_and_pepper(noisy) == pytest.approx(0.5, abs=0.05)
+    for sigma in (30, 50, 75):
+        assert looks_like_salt_and_pepper(add_noise(photo, sigma / 255, seed=0)) is None
