@@ -21,6 +21,7 @@ memory is read again (after the same kind of job): the acceptance is the last wi
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -39,9 +40,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from fuzz_corpus import make_corpus  # noqa: E402 (the corpus the tests use, made here the same way)
+from fuzz_corpus import make_corpus  # the corpus the tests use, made here the same way
 
-from deepprior.imageio import read_image, write_image  # noqa: E402
+from deepprior.imageio import read_image, write_image
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -104,7 +105,7 @@ class Soak:
                 if status.rank is not None and status.code.name == "IN_QUEUE":
                     ranks.append(status.rank)
                 time.sleep(0.05)
-            if any(later > earlier for earlier, later in zip(ranks, ranks[1:], strict=False)):
+            if any(later > earlier for earlier, later in itertools.pairwise(ranks)):
                 self.fail(f"user {number} job {job_number}: queue position went up: {ranks}")
             outputs = job.result(timeout=600)
             if not isinstance(outputs[4], str):
@@ -124,7 +125,7 @@ class Soak:
         for path, word in files:
             try:
                 outputs = client.predict(handle_file(str(path)), *job_settings(self.steps), api_name="/restore")
-            except Exception as exc:  # a refusal must come in the status line, never as an error
+            except Exception as exc:  # noqa: BLE001 (a refusal must come in the status line, never as an error)
                 self.fail(f"{path.name}: the server answered with an error: {exc}")
                 continue
             message = outputs[2] or ""

@@ -360,8 +360,8 @@ def verify_batch(output_dir: Path) -> tuple[bool, list[str]]:
         manifest.close()
     if problems:
         return False, [f"{output_dir}: {len(problems)} problem{'s' * (len(problems) > 1)}:", *problems]
-    return True, [f"{output_dir}: the manifest is sound; {done} done images, each output as recorded and finished "
-                  "once; no half-written files"]
+    return True, [(f"{output_dir}: the manifest is sound; {done} done images, each output as recorded and "
+                   "finished once; no half-written files")]
 
 
 def status_report(output_dir: Path) -> list[str]:
