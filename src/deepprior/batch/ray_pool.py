@@ -73,6 +73,9 @@ class RayPool:
     or an address such as ``ray://head:10001``. Each task asks for ``threads`` CPUs."""
 
     def __init__(self, address: str, threads: int, retries: int, *, local_cpus: int | None = None) -> None:
+        if address == "local":  # a private single-machine instance: on loopback (read when Ray is imported;
+            # otherwise Ray advertises the machine's interface address, reachable from outside)
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         try:
             import ray
         except ImportError:
