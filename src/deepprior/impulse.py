@@ -35,7 +35,9 @@ IMPULSE_MAX_OTHERS = 0.04
 #: of values that stand out by themselves (128x128 CBSD68 crops under salt-and-pepper: 4.8 % for 108070 at 20 %,
 #: with 16 % impulses; 4.1 % for 102061 at 50 %, with 43 %; the others at most 0.3 times the impulses), while
 #: Gaussian noise that clips as often to black or white makes at least 1.8 times as many of the others stand out
-#: as it makes impulses (``bench/studies/impulse_detection.py``, sigma 30 to 75).
+#: as it makes impulses (``bench/studies/impulse_detection.py``, sigma 30 to 75). Chosen on the tuning photos of
+#: ``../shared/data/tune/cbsd68`` only: the six of that study and the ten 128x128 crops of
+#: ``bench/impulse_noise.py --data ../shared/data`` (which are the first ten CBSD68 photos).
 IMPULSE_DOMINANCE = 2.0
 
 _EXTREME = 0.5 / 255  # within half a grey level of black or white
