@@ -143,7 +143,7 @@ def filters_alone(problem: harness.Problem) -> np.ndarray | None:
         return None
     noisy = to_tensor(problem.measurement)
     result = FitResult(image=noisy, average=None)
-    wiener_stage(result, noisy, problem.sigma, passes=preset.collaborative_passes)
+    wiener_stage(result, noisy, problem.sigma, passes=preset.collaborative_passes, mixture_share=preset.mixture_share)
     return from_tensor(result.output.float())
 
 

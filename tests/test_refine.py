@@ -248,3 +248,25 @@ def test_later_collaborative_passes_are_each_piloted_by_the_pass_before() -> Non
     assert torch.allclose(results[2].refined, again, atol=1e-6)
     with pytest.raises(ValueError, match="passes"):
         wiener_stage(FitResult(image=pilot, average=None), noisy, 0.1, passes=0)
+
+
+def test_the_stage_output_averages_the_mixture_and_the_last_pass_at_the_mixture_share() -> None:
+    from dataclasses import replace
+
+    from deepprior.engine import wiener_stage
+    from deepprior.fitting import FitResult
+    from deepprior.presets import get_preset
+    from deepprior.refine import wiener_mix
+
+    generator = torch.Generator().manual_seed(4)
+    clean = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 40, 40, generator=generator), 5, 1, 2)
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=generator)
+    pilot = clean + 0.05 * torch.randn(clean.shape, generator=generator)
+    alone, shared = FitResult(image=pilot, average=None), FitResult(image=pilot, average=None)
+    wiener_stage(alone, noisy, 0.1, passes=2)
+    wiener_stage(shared, noisy, 0.1, passes=2, mixture_share=0.4)
+    mixture = wiener_mix(noisy, pilot, 0.1).image
+    assert torch.allclose(shared.refined, 0.4 * mixture + 0.6 * alone.refined, atol=1e-6)
+    assert shared.refinement["mixture_share"] == 0.4
+    with pytest.raises(ValueError, match="mixture_share"):
+        replace(get_preset("fast"), mixture_share=1.0)

@@ -280,13 +280,16 @@ def projection_stage(result: FitResult, measurement: torch.Tensor, operator: tor
 
 
 def wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
-                 ground_truth: torch.Tensor | None = None, stride: int = 1, passes: int = 1) -> None:
+                 ground_truth: torch.Tensor | None = None, stride: int = 1, passes: int = 1,
+                 mixture_share: float = 0.0) -> None:
     """Refine ``result`` in place with classical filters of the noisy measurement: empirical Wiener filters
     with the fit as pilot, several window sizes and colour transforms mixed by SURE
     (:func:`deepprior.refine.wiener_mix`), then ``passes`` of collaborative Wiener filtering of stacks of
     similar patches (:func:`deepprior.blockmatch.collaborative_refine`), the first matched on that mixture and
     each later one on the pass before. Each pass takes the estimate further from the fit, toward what the
-    filter makes of the noisy image by itself (``docs/benchmarks.md`` measures how far)."""
+    filter makes of the noisy image by itself (``docs/benchmarks.md`` measures how far). The output is the
+    last pass, averaged with the mixture at ``mixture_share``: the two err in different places (the mixture keeps
+    more of the fit's smooth regions, the passes more texture), so the average can beat both."""
     from deepprior.blockmatch import collaborative_refine
     from deepprior.refine import wiener_mix
 
@@ -302,10 +305,12 @@ def wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
     refined, y = mix.image.float(), noisy.float()
     for _ in range(passes):
         refined = collaborative_refine(y, refined, sigma)
+    if mixture_share:
+        refined = mixture_share * mix.image.float() + (1 - mixture_share) * refined
     result.refined = refined.to(fitted.dtype)
     result.refinement = {"method": "wiener", "patches": mix.patches, "colours": mix.colours, "stride": stride,
                          "sigma": round(sigma, 6), "weights": {k: w for k, w in mix.weights.items() if w > 0},
-                         "collaborative_passes": passes, "seconds": round(time.perf_counter() - start, 3)}
+                         "collaborative_passes": passes, "mixture_share": mixture_share, "seconds": round(time.perf_counter() - start, 3)}
     if ground_truth is not None:
         gt = ground_truth.to(fitted.device)
         result.refinement["psnr_fitted"] = round(tensor_psnr(fitted, gt), 4)

@@ -266,7 +266,8 @@ def _fit(measurement: Measurement, guide: np.ndarray | None, ground_truth: np.nd
     stage = engine.refinement_for(preset, measurement, settings.refine)
     if stage == "wiener":
         assert measurement.sigma
-        engine.wiener_stage(result, y, measurement.sigma, gt, passes=preset.collaborative_passes)
+        engine.wiener_stage(result, y, measurement.sigma, gt, passes=preset.collaborative_passes,
+                            mixture_share=preset.mixture_share)
     elif stage == "project":
         engine.projection_stage(result, y, measurement.operator.to(result.fitted.device), gt,
                                 preset.classical_weight, preset.collaborative_levels,

@@ -67,6 +67,17 @@ FAST_PIXEL_STEPS = 650 * 512 * 512
 #: Three passes keep the network's part and a 512x512 colour photo within 5 minutes.
 FAST_DENOISE_PASSES = 3
 
+#: Share of the Wiener mixture in ``fast``'s output, the rest the last collaborative pass's: the passes gain on
+#: textured photos and lose on smooth ones (0.33 dB on a 256x256 crop of F16 after a full-length fit), and the
+#: average errs less than either. Chosen on 256x256 centre crops of every 6th CBSD68 tuning photo by name (12:
+#: 101085 to 33039) at sigma 25, each after the default fit, over 1 to 4 passes and shares 0 to 0.75
+#: (``bench/studies/stage_choice.py --data ../shared/data --every 6``, then ``--summary``; rows in
+#: ``bench/results/stage_choice.json``): with three passes a share of 0, 0.25, 0.4 and 0.5 gives a mean of
+#: 29.126, 29.149, 29.137 and 29.117 dB, the largest shortfall from each photo's best 0.077, 0.045, 0.096 and
+#: 0.143 dB (four passes at 0.25: 29.159 for a fourth pass's time). Asking SURE which output to keep did not
+#: work: with each pilot held fixed its risks came out negative.
+FAST_MIXTURE_SHARE = 0.25
+
 #: The fewest steps a pixel budget leaves a fit (a 2048x2048 image still gets a usable pilot).
 MIN_BUDGET_STEPS = 300
 
@@ -201,6 +212,9 @@ class Preset:
     collaborative_passes : with the ``"wiener"`` stage, how many passes of
         collaborative Wiener filtering follow the Wiener mixture, each piloted
         by the one before (:func:`deepprior.engine.wiener_stage`); at least 1.
+    mixture_share : with the ``"wiener"`` stage, the share of the Wiener
+        mixture in the stage's output, the rest the last collaborative pass's
+        (0: the last pass alone).
     pixel_steps : when no step count is asked for, the most steps times
         pixels a fit may spend (:meth:`for_size`), so that a large photo
         costs a bounded time; ``None``: the step count alone.
@@ -223,6 +237,7 @@ class Preset:
     collaborative_levels: tuple[float, ...] = ()
     collaborative_final_levels: tuple[float, ...] = ()
     collaborative_passes: int = 1
+    mixture_share: float = 0.0
     pixel_steps: float | None = None
 
     def __post_init__(self) -> None:
@@ -234,6 +249,8 @@ class Preset:
                                  f"and {levels}")
         if not 1 <= self.collaborative_passes <= 20:
             raise ValueError(f"collaborative_passes must be in [1, 20], got {self.collaborative_passes}")
+        if not 0.0 <= self.mixture_share < 1.0:
+            raise ValueError(f"mixture_share must be in [0, 1), got {self.mixture_share}")
         if self.pixel_steps is not None and not self.pixel_steps > 0:
             raise ValueError(f"pixel_steps must be > 0, got {self.pixel_steps}")
         if not 0.5 <= self.stop_factor <= 2.0:
@@ -290,7 +307,7 @@ _PRESETS = [
         task="denoise",
         summary="The default for noise below sigma 40: the paper's layers narrowed at the fine scales, light input "
         "noise, debiased average, automatic stop within a time budget, then Wiener filtering (windows with the "
-        "fit as pilot, then three passes over stacks of similar patches).",
+        "fit as pilot, then three passes over stacks of similar patches, averaged with the windows' result).",
         reproduces="no paper experiment; chosen by measurement on the Set9 crops (bench/studies/recipe_probe.py)",
         net_options=FAST_SKIP,
         input_channels=8,
@@ -299,6 +316,7 @@ _PRESETS = [
         stop_factor=1.02,
         refine="wiener",
         collaborative_passes=FAST_DENOISE_PASSES,
+        mixture_share=FAST_MIXTURE_SHARE,
         pixel_steps=FAST_PIXEL_STEPS,
     ),
     Preset(
