@@ -250,7 +250,7 @@ def test_later_collaborative_passes_are_each_piloted_by_the_pass_before() -> Non
         wiener_stage(FitResult(image=pilot, average=None), noisy, 0.1, passes=0)
 
 
-def test_the_stage_output_averages_the_mixture_and_the_last_pass_at_the_mixture_share() -> None:
+def test_after_a_fit_that_reached_the_noise_level_the_stage_keeps_its_share_of_the_mixture() -> None:
     from dataclasses import replace
 
     from deepprior.engine import wiener_stage
@@ -262,11 +262,17 @@ def test_the_stage_output_averages_the_mixture_and_the_last_pass_at_the_mixture_
     clean = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 40, 40, generator=generator), 5, 1, 2)
     noisy = clean + 0.1 * torch.randn(clean.shape, generator=generator)
     pilot = clean + 0.05 * torch.randn(clean.shape, generator=generator)
-    alone, shared = FitResult(image=pilot, average=None), FitResult(image=pilot, average=None)
+    reached = {"rule": "discrepancy", "stopped_at": 120}  # the fit stopped at the noise level
+    alone = FitResult(image=pilot, average=None, stopping=reached)
+    shared = FitResult(image=pilot, average=None, stopping=reached)
+    cut_short = FitResult(image=pilot, average=None, stopping={"rule": "discrepancy", "stopped_at": None})
     wiener_stage(alone, noisy, 0.1, passes=2)
     wiener_stage(shared, noisy, 0.1, passes=2, mixture_share=0.4)
+    wiener_stage(cut_short, noisy, 0.1, passes=2, mixture_share=0.4)
     mixture = wiener_mix(noisy, pilot, 0.1).image
     assert torch.allclose(shared.refined, 0.4 * mixture + 0.6 * alone.refined, atol=1e-6)
     assert shared.refinement["mixture_share"] == 0.4
+    # a fit the budget cut short keeps none of the mixture: the last pass alone
+    assert torch.equal(cut_short.refined, alone.refined) and cut_short.refinement["mixture_share"] == 0.0
     with pytest.raises(ValueError, match="mixture_share"):
         replace(get_preset("fast"), mixture_share=1.0)

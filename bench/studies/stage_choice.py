@@ -16,7 +16,8 @@ and what choosing each way would give: the stage with the lowest estimate, and t
 of all five outputs (``sure_weights``). Both estimates came out far too low (negative risks) and never chose
 well: each pilot, the network's fit above all, has taken up part of the noise, which holding it fixed ignores.
 So each row also has ``blend``: the PSNR of ``share`` x the mixture + (1 - ``share``) x pass k, for k = 1..4 and
-``share`` in ``SHARES``; ``--summary`` prints the tuning photos' mean per (k, share). ``--check`` adds table images (``f16``: set9's F16 256x256 crop) that
+``share`` in ``SHARES``. ``--whole`` takes whole tuning photos instead of crops, so that the fit is the one the
+pixel budget cuts short, as on full-size photos. ``--summary`` prints the tuning photos' mean per (k, share). ``--check`` adds table images (``f16``: set9's F16 256x256 crop) that
 are printed and recorded but are not for choosing. Rows go to ``bench/results/stage_choice.json`` as they finish.
 """
 from __future__ import annotations
@@ -63,10 +64,10 @@ def fixed_pilot_sure(y: torch.Tensor, outputs: list[torch.Tensor], sigma: float,
     return risks
 
 
-def measure(data: Path, folder: str, name: str, cache: Path) -> dict:
-    clean = harness.load_image(data, folder, name, crop=256)
+def measure(data: Path, folder: str, name: str, cache: Path, crop: int | None = 256) -> dict:
+    clean = harness.load_image(data, folder, name, crop=crop)
     noisy = harness.noisy(clean, 25, seed=0)
-    path = cache / f"{folder.replace('/', '_')}_{name}.pt"
+    path = cache / f"{folder.replace('/', '_')}_{name}{'' if crop == 256 else '_whole'}.pt"
     if path.exists():
         fitted, fit_seconds, steps = torch.load(path)
     else:
@@ -104,7 +105,7 @@ def measure(data: Path, folder: str, name: str, cache: Path) -> dict:
                                                                         for r in chained]
     blend = {f"{k} {share}": round(psnr(share * outputs[0] + (1 - share) * outputs[k]), 3)
              for k in range(1, PASSES + 1) for share in SHARES}
-    return {"image": f"{folder}/{name}", "blend": blend, "sigma": round(sigma * 255, 3), "fit": round(psnr(fitted), 3),
+    return {"image": f"{folder}/{name}{'' if crop == 256 else ' whole'}", "blend": blend, "sigma": round(sigma * 255, 3), "fit": round(psnr(fitted), 3),
             "steps": steps, "fit_seconds": round(fit_seconds, 1), "stage_seconds": round(stage_seconds, 1),
             "probe_seconds": round(probe_seconds, 1), "stages": stages, "psnr": [round(p, 3) for p in psnrs],
             "sure_fixed_db": to_db[0], "sure_chain_db": to_db[1],
@@ -116,7 +117,8 @@ def measure(data: Path, folder: str, name: str, cache: Path) -> dict:
 
 def summary(rows: list[dict]) -> int:
     """Mean PSNR of the tuning photos per (passes, share), and each checked image's, one line per pass count."""
-    tune = [r for r in rows if r["image"].startswith("tune/") and "blend" in r]
+    tune = [r for r in rows if r["image"].startswith("tune/") and "blend" in r and "whole" not in r["image"]]
+    whole = [r for r in rows if r["image"].endswith(" whole")]
     checks = [r for r in rows if not r["image"].startswith("tune/") and "blend" in r]
     print(f"{len(tune)} tuning photos; columns: share of the mixture {', '.join(map(str, SHARES))}")
     for k in range(1, PASSES + 1):
@@ -126,6 +128,9 @@ def summary(rows: list[dict]) -> int:
             line += f" | {r['image']} " + " ".join(f"{r['blend'][f'{k} {share}']:.2f}" for share in SHARES)
         print(line)
     print("mixture alone: tune " + f"{np.mean([r['psnr'][0] for r in tune]):.3f}")
+    for r in whole:
+        print(f"{r['image']} ({r['steps']} steps): " + "; ".join(
+            f"pass {k}: " + " ".join(f"{r['blend'][f'{k} {share}']:.2f}" for share in SHARES) for k in (1, 3)))
     return 0
 
 
@@ -133,6 +138,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--every", type=int, default=6)
+    parser.add_argument("--whole", nargs="*", default=[], help="whole tuning photos instead (their fits are cut "
+                        "short by the pixel budget), e.g. 101085 101087 102061")
     parser.add_argument("--check", nargs="*", default=[], help="table images to check (not for choosing)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/deepprior-stage-fits"))
     parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "results" / "stage_choice.json")
@@ -142,11 +149,14 @@ def main() -> int:
     if args.summary:
         return summary(results.rows)
     names = sorted(p.stem for p in (args.data / "tune" / "cbsd68").glob("*.png"))[:: args.every]
-    todo = [("set9", c) for c in args.check] + [("tune/cbsd68", n) for n in names]
-    for folder, name in todo:
-        if results.done(f"{folder}/{name}") and "blend" in results.get(f"{folder}/{name}"):
+    todo = [("set9", c, 256) for c in args.check] + [("tune/cbsd68", n, 256) for n in names]
+    if args.whole:
+        todo = [("tune/cbsd68", n, None) for n in args.whole]
+    for folder, name, crop in todo:
+        key = f"{folder}/{name}{'' if crop == 256 else ' whole'}"
+        if results.done(key) and "blend" in results.get(key):
             continue
-        row = measure(args.data, folder, name, args.cache)
+        row = measure(args.data, folder, name, args.cache, crop)
         results.add(row)
         print(f"{row['image']}: fit {row['fit']} | " + " ".join(f"{p:.2f}" for p in row["psnr"])
               + f" | best {row['best']}, by fixed {row['by_fixed']} {row['psnr_by_fixed']}, by chain "

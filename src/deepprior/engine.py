@@ -287,9 +287,11 @@ def wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
     (:func:`deepprior.refine.wiener_mix`), then ``passes`` of collaborative Wiener filtering of stacks of
     similar patches (:func:`deepprior.blockmatch.collaborative_refine`), the first matched on that mixture and
     each later one on the pass before. Each pass takes the estimate further from the fit, toward what the
-    filter makes of the noisy image by itself (``docs/benchmarks.md`` measures how far). The output is the
-    last pass, averaged with the mixture at ``mixture_share``: the two err in different places (the mixture keeps
-    more of the fit's smooth regions, the passes more texture), so the average can beat both."""
+    filter makes of the noisy image by itself (``docs/benchmarks.md`` measures how far). After a fit that
+    stopped at the noise level, the output is the last pass averaged with the mixture at ``mixture_share``: the
+    two err in different places (the mixture keeps more of such a fit's smooth regions, the passes more
+    texture), so the average can beat both. A fit stopped short of the noise level (a time budget, a fixed step
+    count) is a weaker pilot, and its mixture only drags the passes back: the last pass is then the output."""
     from deepprior.blockmatch import collaborative_refine
     from deepprior.refine import wiener_mix
 
@@ -305,6 +307,8 @@ def wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
     refined, y = mix.image.float(), noisy.float()
     for _ in range(passes):
         refined = collaborative_refine(y, refined, sigma)
+    if result.stopping.get("stopped_at") is None:  # the fit did not reach the noise level
+        mixture_share = 0.0
     if mixture_share:
         refined = mixture_share * mix.image.float() + (1 - mixture_share) * refined
     result.refined = refined.to(fitted.dtype)

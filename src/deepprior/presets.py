@@ -75,7 +75,11 @@ FAST_DENOISE_PASSES = 3
 #: ``bench/results/stage_choice.json``): with three passes a share of 0, 0.25, 0.4 and 0.5 gives a mean of
 #: 29.126, 29.149, 29.137 and 29.117 dB, the largest shortfall from each photo's best 0.077, 0.045, 0.096 and
 #: 0.143 dB (four passes at 0.25: 29.159 for a fourth pass's time). Asking SURE which output to keep did not
-#: work: with each pilot held fixed its risks came out negative.
+#: work: with each pilot held fixed its risks came out negative. Those fits all ran to the noise level; a fit the
+#: pixel budget cuts short is a weaker pilot, and there the share only costs: on whole photos 101085, 101087 and
+#: 102061 (1103 steps; ``stage_choice.py --data ../shared/data --whole 101085 101087 102061``) three passes give
+#: 26.40, 29.19 and 30.33 dB alone and 26.16, 29.16 and 30.19 with a share of 0.25. So the share applies only
+#: after a fit that stopped at the noise level (:func:`deepprior.engine.wiener_stage`).
 FAST_MIXTURE_SHARE = 0.25
 
 #: The fewest steps a pixel budget leaves a fit (a 2048x2048 image still gets a usable pilot).
@@ -213,8 +217,9 @@ class Preset:
         collaborative Wiener filtering follow the Wiener mixture, each piloted
         by the one before (:func:`deepprior.engine.wiener_stage`); at least 1.
     mixture_share : with the ``"wiener"`` stage, the share of the Wiener
-        mixture in the stage's output, the rest the last collaborative pass's
-        (0: the last pass alone).
+        mixture in the stage's output after a fit that stopped at the noise
+        level, the rest the last collaborative pass's (0: the last pass alone,
+        as after any other fit).
     pixel_steps : when no step count is asked for, the most steps times
         pixels a fit may spend (:meth:`for_size`), so that a large photo
         costs a bounded time; ``None``: the step count alone.
