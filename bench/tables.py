@@ -75,16 +75,15 @@ INPAINT11_NOTE = (
     "twice what it takes alone (the other 512x512 images took 730 to 970 s).")
 SET9_NOTE = (
     "Paper mean: its exponentially averaged output (29.22 at a fixed 1800 steps). The default ends with the Wiener "
-    "mixture and three collaborative passes, a quarter of the mixture kept in the output (7 December 2026; the "
-    "last pass alone before, git history: mean 30.80, and one pass with a budget of 700 steps at 512x512 before "
-    "that: 30.29). Keeping the mixture, chosen on 256x256 tuning crops whose fits run to their stop, costs the "
-    "images whose fit the time budget cuts short (baboon -0.25, kodim01 -0.39, kodim02 -0.14, kodim03 -0.16, "
-    "kodim12 -0.12, lena -0.04) and helps house (+0.08), whose fit stopped at the noise level. The control "
-    "column runs the same filters with no network: the fit adds 3.21 dB on average, from +0.82 on kodim01 to "
-    "+5.36 on house, and loses 0.46 dB on baboon, whose fur the fit, cut short at 650 steps by the time budget, "
-    "smooths away (with no budget, 3000 steps, the recipe reached 25.12 dB). CBM3D stays 1.26 dB above the "
-    "default's mean. Runs vary a little: house's automatic stop came at 1261 steps here, 1211 and 1271 in two "
-    "earlier runs (bfloat16 sums are not bit-reproducible across runs).")
+    "mixture and three collaborative passes; after a fit that stopped at the noise level (house here) a quarter of "
+    "the mixture is kept in the output, after a fit the time budget cut short (the other eight) the last pass "
+    "alone (7 December 2026). With the quarter kept everywhere the mean was 30.69 (the images cut short lost up to "
+    "0.39 dB, house gained 0.08); with the last pass alone everywhere 30.80; with one pass and a budget of 700 "
+    "steps at 512x512, 30.29 (git history). The control column runs the same filters with no network: the fit "
+    "adds 1.91 dB on average, from +0.21 on kodim01 to +3.68 on house, and loses 0.72 dB on baboon, whose fur the "
+    "fit, cut short at 650 steps by the time budget, smooths away (with no budget, 3000 steps, the recipe reached "
+    "25.12 dB). CBM3D stays 1.14 dB above the default's mean. Runs vary a little: house's automatic stop came at "
+    "1028 steps here, 1211, 1261 and 1271 in earlier runs (bfloat16 sums are not bit-reproducible across runs).")
 TABLES = {
     "set5-x4": Table("set5", "superres", "superres", 2000, 29.90, {"scale": 4}, note=SR_NOTE),
     "set14-x4": Table("set14", "superres", "superres", 2000, 27.00, {"scale": 4}, note=SR_NOTE),
