@@ -154,3 +154,77 @@ def test_salt_and_pepper_on_a_textured_photo_is_still_detected() -> None:
     assert looks_like_salt_and_pepper(noisy) == pytest.approx(0.5, abs=0.05)
     for sigma in (30, 50, 75):
         assert looks_like_salt_and_pepper(add_noise(photo, sigma / 255, seed=0)) is None
+
+
+def _camera_like_jpeg(path: Path, quality: int = 75) -> np.ndarray:
+    """A photo crop with correlated noise (sigma 5 of 255, spread over about a pixel), saved as a JPEG: the
+    quantisation removes most of it inside flat blocks, as a camera's JPEG does. Returns the noisy pixels."""
+    from PIL import Image as PILImage
+    from skimage import data
+
+    from deepprior.degrade import add_noise
+
+    clean = data.astronaut()[100:196, 180:276].astype(np.float32) / 255
+    noisy = add_noise(clean, 5 / 255, seed=0, correlation=1.0)
+    PILImage.fromarray(np.round(noisy * 255).astype(np.uint8)).save(path, quality=quality)
+    return noisy
+
+
+def test_camera_jpeg_noise_is_detected_and_fitted_for_a_fixed_length(tmp_path: Path, capsys) -> None:
+    from deepprior.cli import main
+    from deepprior.imageio import write_image
+    from deepprior.noise import CAMERA_LEVEL
+
+    noisy = _camera_like_jpeg(tmp_path / "shot.jpg")
+    assert main(["denoise", str(tmp_path / "shot.jpg"), "-o", str(tmp_path / "o.png"), "--iterations", "20",
+                 "--record", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "noise: camera JPEG, quality 75 (detected: white-noise estimate" in out  # the one line says what it took
+    record = json.loads((tmp_path / "r.json").read_text())
+    noise = record["noise"]
+    assert noise["model"] == "camera-jpeg" and noise["source"] == "detected" and noise["jpeg_quality"] == 75
+    assert noise["white_estimate_255"] < 1 and noise["level_255"] == round(CAMERA_LEVEL * 255, 3)
+    assert record["preset"] == "fast-camera"
+    assert record["refinement"]["sigma"] == round(CAMERA_LEVEL, 6)
+    assert record["refinement"]["mixture_share"] == 0.5  # the fixed-length fit ran its whole course
+
+    # the same pixels in a PNG hold no JPEG tables: Gaussian noise of the estimated level, as before
+    write_image(tmp_path / "shot.png", noisy)
+    assert main(["denoise", str(tmp_path / "shot.png"), "-o", str(tmp_path / "p.png"), "--iterations", "1", "-q",
+                 "--record", str(tmp_path / "p.json")]) == 0
+    assert json.loads((tmp_path / "p.json").read_text())["noise"]["model"] == "gaussian"
+    # a user can name the model for any file, and its level; a given sigma with auto means Gaussian noise
+    assert main(["denoise", str(tmp_path / "shot.png"), "-o", str(tmp_path / "c.png"), "--iterations", "1", "-q",
+                 "--noise", "camera", "--sigma", "10", "--record", str(tmp_path / "c.json")]) == 0
+    given = json.loads((tmp_path / "c.json").read_text())["noise"]
+    assert given["model"] == "camera-jpeg" and given["source"] == "given" and given["level_255"] == 10
+    assert given["jpeg_quality"] is None
+    assert main(["denoise", str(tmp_path / "shot.jpg"), "-o", str(tmp_path / "s.png"), "--iterations", "1", "-q",
+                 "--sigma", "5", "--record", str(tmp_path / "s.json")]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["noise"]["model"] == "gaussian"
+
+
+def test_camera_noise_runs_the_recipe_length_and_keeps_the_mixture_unless_a_budget_cut_it() -> None:
+    """No discrepancy stop for camera noise: the fit runs the recipe's steps; the Wiener mixture's share stays
+    when it ran them all, and goes when a time budget (the recipe's pixel budget) shortened the fit."""
+    from dataclasses import replace
+
+    from deepprior.jobs import TaskOptions
+    from deepprior.pipeline import Settings, restore
+    from deepprior.presets import MIN_BUDGET_STEPS, PRESETS
+    from deepprior.tasks import job_from_arrays
+
+    noisy = np.random.default_rng(0).uniform(0.3, 0.7, (32, 32, 3)).astype(np.float32)
+    job = job_from_arrays("denoise", {"image": noisy}, TaskOptions(noise="camera"))
+    assert job.measurement.noise.source == "given"
+    short = replace(PRESETS["fast-camera"], fit=replace(PRESETS["fast-camera"].fit, iterations=40))
+    whole = restore(job, Settings(preset=short, seed=0, progress=False)).result
+    assert whole.iterations_run == 40 and whole.stopping["rule"] == "fixed"
+    assert whole.refinement["mixture_share"] == 0.5
+    cut = replace(short, fit=replace(short.fit, iterations=MIN_BUDGET_STEPS + 10), pixel_steps=1.0)
+    shortened = restore(job, Settings(preset=cut, seed=0, progress=False)).result
+    assert shortened.iterations_run == MIN_BUDGET_STEPS and shortened.refinement["mixture_share"] == 0.0
+    with pytest.raises(ValueError, match="level"):
+        from deepprior.noise import CameraNoise
+
+        CameraNoise(0.0)

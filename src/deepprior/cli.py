@@ -19,6 +19,7 @@ import numpy as np
 
 from deepprior.version import __version__
 from deepprior.jobs import InputError, TaskOptions, check_kernel_fits, gaussian_sigma, read_kernel
+from deepprior.noise import NOISE_CHOICES
 
 if TYPE_CHECKING:
     from deepprior.pipeline import Settings
@@ -160,9 +161,10 @@ EXAMPLES = {
 _OPTION_ARGS: dict[str, dict[str, Any]] = {
     "sigma": {"type": _non_negative_float, "help": "the noise level on the 0-255 scale (estimated from the image "
               "when not given)"},
-    "noise": {"choices": ("auto", "gaussian", "poisson", "poisson-gaussian", "impulse"), "default": "auto",
-              "help": "what the noise is: auto (the default) tells salt-and-pepper noise from Gaussian noise by "
-              "itself; gaussian; poisson (photon counts, with --peak); poisson-gaussian (with --peak and --sigma, "
+    "noise": {"choices": NOISE_CHOICES, "default": "auto",
+              "help": "what the noise is: auto (the default) tells salt-and-pepper noise, a camera's JPEG noise and "
+              "Gaussian noise apart by itself; gaussian; camera (a camera's correlated noise, mostly quantised away "
+              "by its JPEG; --sigma sets the level it is filtered at); poisson (photon counts, with --peak); poisson-gaussian (with --peak and --sigma, "
               "the Gaussian part); impulse (salt-and-pepper: black and white values, restored as missing pixels)"},
     "peak": {"type": _positive_float, "help": "with --noise poisson or poisson-gaussian: the photon count of a white "
              "pixel (lower is noisier)"},

@@ -168,12 +168,15 @@ def choose_rule(stop: str | StoppingRule | None, preset: Preset, measurement: Me
     """The stopping rule of a run: ``stop`` by name (``None``: ``fixed`` when the iteration count was given,
     else ``auto``) or as a rule object. ``auto`` follows the measurement's noise model: at its level when
     it has one (within the preset's factor, on the clipped-noise residual when ``y`` is the image itself),
-    else when the output settles (at its least-variance output when ``y`` is the image itself)."""
+    else when the output settles (at its least-variance output when ``y`` is the image itself), and after the
+    recipe's steps when the noise model gives no level to compare the residual with (a camera's JPEG noise)."""
     if isinstance(stop, StoppingRule):
         return stop
     if stop is None:
         stop = "fixed" if iterations_given else "auto"
     if stop == "fixed":
+        return make_rule("fixed", iterations=preset.fit.iterations)
+    if stop == "auto" and measurement.noise.fixed_length:
         return make_rule("fixed", iterations=preset.fit.iterations)
     if stop == "auto":
         return make_rule("auto", sigma=measurement.sigma, clipped=measurement.direct, factor=preset.stop_factor,
@@ -281,7 +284,7 @@ def projection_stage(result: FitResult, measurement: torch.Tensor, operator: tor
 
 def wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
                  ground_truth: torch.Tensor | None = None, stride: int = 1, passes: int = 1,
-                 mixture_share: float = 0.0) -> None:
+                 mixture_share: float = 0.0, complete: bool | None = None) -> None:
     """Refine ``result`` in place with classical filters of the noisy measurement: empirical Wiener filters
     with the fit as pilot, several window sizes and colour transforms mixed by SURE
     (:func:`deepprior.refine.wiener_mix`), then ``passes`` of collaborative Wiener filtering of stacks of
@@ -291,7 +294,9 @@ def wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
     stopped at the noise level, the output is the last pass averaged with the mixture at ``mixture_share``: the
     two err in different places (the mixture keeps more of such a fit's smooth regions, the passes more
     texture), so the average can beat both. A fit stopped short of the noise level (a time budget, a fixed step
-    count) is a weaker pilot, and its mixture only drags the passes back: the last pass is then the output."""
+    count) is a weaker pilot, and its mixture only drags the passes back: the last pass is then the output.
+    ``complete`` says whether the fit ran its whole course (``None``: whether it stopped at the noise level; a
+    fixed-length recipe's fit is complete when no time budget shortened it)."""
     from deepprior.blockmatch import collaborative_refine
     from deepprior.refine import wiener_mix
 
@@ -307,7 +312,9 @@ def wiener_stage(result: FitResult, measurement: torch.Tensor, sigma: float,
     refined, y = mix.image.float(), noisy.float()
     for _ in range(passes):
         refined = collaborative_refine(y, refined, sigma)
-    if result.stopping.get("stopped_at") is None:  # the fit did not reach the noise level
+    if complete is None:
+        complete = result.stopping.get("stopped_at") is not None  # the fit reached the noise level
+    if not complete:
         mixture_share = 0.0
     if mixture_share:
         refined = mixture_share * mix.image.float() + (1 - mixture_share) * refined

@@ -69,8 +69,10 @@ class TaskOptions:
             raise InputError(f"sigma is on the image's [0, 1] scale (25 of 255 is {25 / 255:.4f}), got {self.sigma}")
         if self.noise not in NOISE_CHOICES:
             raise InputError(f"unknown noise {self.noise!r} (use {', '.join(NOISE_CHOICES)})")
-        if self.sigma is not None and self.noise not in ("auto", "gaussian", "poisson-gaussian"):
+        if self.sigma is not None and self.noise not in ("auto", "gaussian", "camera", "poisson-gaussian"):
             raise InputError(f"a noise sigma goes with Gaussian noise, not {self.noise} noise")
+        if self.noise == "camera" and self.sigma == 0:
+            raise InputError("camera noise is filtered at a level above 0 (--sigma), got 0")
         poisson = self.noise in ("poisson", "poisson-gaussian")
         if self.peak is not None and not poisson:
             raise InputError("a peak count goes with Poisson noise (--noise poisson or poisson-gaussian)")

@@ -20,27 +20,45 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import uniform_filter
 
-__all__ = ["NOISE_CHOICES", "GaussianNoise", "ImpulseNoise", "NoiseModel", "Noiseless", "PoissonNoise",
+__all__ = ["CAMERA_LEVEL", "CAMERA_WHITE_BELOW", "NOISE_CHOICES", "CameraNoise", "GaussianNoise", "ImpulseNoise", "NoiseModel", "Noiseless", "PoissonNoise",
            "clipped_noise_variance", "estimate_sigma"]
 
 #: What a user can say of the noise of a noisy photo: ``auto`` (the default) decides from the image,
 #: ``gaussian`` is additive white Gaussian noise of a given or estimated level, ``poisson`` photon-count noise of
 #: a given peak count, ``poisson-gaussian`` that plus Gaussian read noise of a given level, ``impulse``
-#: salt-and-pepper noise (values replaced by black or white).
-NOISE_CHOICES = ("auto", "gaussian", "poisson", "poisson-gaussian", "impulse")
+#: salt-and-pepper noise (values replaced by black or white), ``camera`` the noise of a camera's JPEG (correlated,
+#: mostly quantised away inside flat blocks: :class:`CameraNoise`).
+NOISE_CHOICES = ("auto", "gaussian", "camera", "poisson", "poisson-gaussian", "impulse")
+
+#: The white-noise level (0-255 scale) below which ``auto`` takes a JPEG's noise for a camera's
+#: (:class:`CameraNoise`). On the PolyU tuning pairs (256x256 centre crops of the pairs ``bench/real_noise.py``
+#: does not report, every 3rd: 25 crops) :func:`estimate_sigma` reads 0 to 0.63 on the noisy shots, where the
+#: residual from the mean image has a standard deviation of 3 to 9; on CBSD68 tuning photos with Gaussian noise
+#: of sigma 3 to 10 saved as JPEG at quality 90 or 95 it reads 0.2 to 9, most above 1: noise a JPEG kept white is
+#: still measured as such.
+CAMERA_WHITE_BELOW = 1.0 / 255
+
+#: The white-equivalent level (on the [0, 1] scale) at which the denoising stage filters camera noise, which no
+#: estimate from the image can give (see :class:`CameraNoise`). Chosen on PolyU tuning pairs (every 8th pair by
+#: name that ``bench/real_noise.py`` does not report; ``bench/studies/real_noise_recipe.py --data ../shared/data
+#: --step 8``, then ``--summary``); see ``CAMERA_STEPS`` in :mod:`deepprior.presets` for the figures.
+CAMERA_LEVEL = 16 / 255
 
 
 @dataclass(frozen=True)
 class NoiseModel:
     """The noise ``N`` of a measurement ``y = N(A(x))``: what the stopping rule, the SURE loss and the
     Wiener stage ask about it. This base class is "unknown or negligible": no level to stop at."""
+
+    #: Whether automatic stopping is the recipe's fixed length (no level the residual could be compared with).
+    fixed_length: ClassVar[bool] = False
 
     @property
     def sigma(self) -> float | None:
@@ -101,6 +119,54 @@ class GaussianNoise(NoiseModel):
         'noise: Gaussian, sigma 12.5 of 255 (estimated)'
         """
         return f"noise: Gaussian, sigma {self.level * 255:.1f} of 255 ({self.source})"
+
+
+@dataclass(frozen=True)
+class CameraNoise(NoiseModel):
+    """The noise of a photo a camera saved as JPEG. It is not white: demosaicking and in-camera processing
+    correlate it over neighbouring pixels, and the JPEG then quantises away what is left inside flat 8x8 blocks,
+    keeping it as block-to-block (low-frequency) variation and in texture. A white-noise estimator finds
+    almost nothing (:data:`CAMERA_WHITE_BELOW`) where the shot differs from the scene by 3 to 9 of 255, and
+    a discrepancy stop has no level to aim at. So the fit runs a fixed length (:attr:`fixed_length`; the
+    ``fast-camera`` recipe) and the denoising stage filters at ``level``, a white-equivalent level chosen on
+    real camera photos (:data:`CAMERA_LEVEL`). ``white`` is what the white-noise estimator read, ``jpeg_quality``
+    the quality the file's quantisation tables match (``None``: not a JPEG, the model named by the user).
+
+    >>> CameraNoise(white=0.3 / 255, jpeg_quality=75).summary()
+    'noise: camera JPEG, quality 75 (detected: white-noise estimate 0.3 of 255, the rest quantised into blocks); filtered as 16.0 of 255'
+    """
+
+    level: float = CAMERA_LEVEL
+    white: float | None = None
+    jpeg_quality: int | None = None
+    source: str = "detected"
+    #: The fit runs its recipe's fixed length: the residual has no noise level to be compared with.
+    fixed_length: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.level <= 1.0:
+            raise ValueError(f"camera noise is filtered at a level on the image's [0, 1] scale, got {self.level}")
+
+    @property
+    def sigma(self) -> float:
+        """The white-equivalent level the denoising stage filters at."""
+        return self.level
+
+    def describe(self) -> dict[str, Any]:
+        white = None if self.white is None else round(self.white * 255, 3)
+        return {"model": "camera-jpeg", "level_255": round(self.level * 255, 3), "white_estimate_255": white,
+                "jpeg_quality": self.jpeg_quality, "source": self.source}
+
+    def summary(self) -> str:
+        """
+        >>> CameraNoise(source="given").summary()
+        'noise: camera (given); filtered as 16.0 of 255'
+        """
+        what = "camera JPEG" if self.jpeg_quality is not None else "camera"
+        quality = f", quality {self.jpeg_quality}" if self.jpeg_quality is not None else ""
+        why = (f"{self.source}: white-noise estimate {self.white * 255:.1f} of 255, the rest quantised into blocks"
+               if self.white is not None and self.source == "detected" else self.source)
+        return f"noise: {what}{quality} ({why}); filtered as {self.level * 255:.1f} of 255"
 
 
 @dataclass(frozen=True)

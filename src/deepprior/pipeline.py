@@ -266,8 +266,10 @@ def _fit(measurement: Measurement, guide: np.ndarray | None, ground_truth: np.nd
     stage = engine.refinement_for(preset, measurement, settings.refine)
     if stage == "wiener":
         assert measurement.sigma
+        # a fixed-length fit (camera noise) is complete unless the pixel budget shortened it
+        complete = preset.fit.iterations >= job_plan.preset.fit.iterations if measurement.noise.fixed_length else None
         engine.wiener_stage(result, y, measurement.sigma, gt, passes=preset.collaborative_passes,
-                            mixture_share=preset.mixture_share)
+                            mixture_share=preset.mixture_share, complete=complete)
     elif stage == "project":
         engine.projection_stage(result, y, measurement.operator.to(result.fitted.device), gt,
                                 preset.classical_weight, preset.collaborative_levels,

@@ -82,6 +82,17 @@ FAST_DENOISE_PASSES = 3
 #: after a fit that stopped at the noise level (:func:`deepprior.engine.wiener_stage`).
 FAST_MIXTURE_SHARE = 0.25
 
+#: Steps of ``fast-camera``, the recipe for a camera's JPEG noise (:class:`deepprior.noise.CameraNoise`): the
+#: fit runs this long (no discrepancy stop: the noise has no level the residual could be compared with), then the
+#: denoising stage filters at :data:`deepprior.noise.CAMERA_LEVEL` and keeps ``CAMERA_MIXTURE_SHARE`` of the
+#: Wiener mixture. Chosen on PolyU tuning pairs, 256x256 centre crops cut as ``bench/real_noise.py`` cuts its
+#: own (every 8th pair by name, none of the 25 it reports: ``bench/studies/real_noise_recipe.py --data
+#: ../shared/data --step 8``, then ``--summary``; rows in ``bench/results/real_noise_recipe.json``).
+CAMERA_STEPS = 1500
+
+#: Share of the Wiener mixture in ``fast-camera``'s output (see ``CAMERA_STEPS``).
+CAMERA_MIXTURE_SHARE = 0.5
+
 #: The fewest steps a pixel budget leaves a fit (a 2048x2048 image still gets a usable pilot).
 MIN_BUDGET_STEPS = 300
 
@@ -292,6 +303,25 @@ _FAST_SUPERRES = Preset(
     refine="project",
 )
 
+#: The default denoising recipe; ``fast-camera`` differs in its fit length and stage.
+_FAST = Preset(
+    name="fast",
+    task="denoise",
+    summary="The default for noise below sigma 40: the paper's layers narrowed at the fine scales, light input "
+    "noise, debiased average, automatic stop within a time budget, then Wiener filtering (windows with the "
+    "fit as pilot, then three passes over stacks of similar patches, averaged with the windows' result).",
+    reproduces="no paper experiment; chosen by measurement on the Set9 crops (bench/studies/recipe_probe.py)",
+    net_options=FAST_SKIP,
+    input_channels=8,
+    fit=FitConfig(iterations=3000, lr=0.01, reg_noise_std=FAST_INPUT_NOISE, ema_weight=0.99, ema_debias=True,
+                  backtrack_db=5.0),
+    stop_factor=1.02,
+    refine="wiener",
+    collaborative_passes=FAST_DENOISE_PASSES,
+    mixture_share=FAST_MIXTURE_SHARE,
+    pixel_steps=FAST_PIXEL_STEPS,
+)
+
 _PRESETS = [
     Preset(
         name="denoise",
@@ -307,22 +337,16 @@ _PRESETS = [
         reproduces="the denoising table at sigma = 50",
         fit=FitConfig(iterations=3000, lr=0.01, reg_noise_std=1 / 20, ema_weight=0.99, backtrack_db=5.0),
     ),
-    Preset(
-        name="fast",
-        task="denoise",
-        summary="The default for noise below sigma 40: the paper's layers narrowed at the fine scales, light input "
-        "noise, debiased average, automatic stop within a time budget, then Wiener filtering (windows with the "
-        "fit as pilot, then three passes over stacks of similar patches, averaged with the windows' result).",
-        reproduces="no paper experiment; chosen by measurement on the Set9 crops (bench/studies/recipe_probe.py)",
-        net_options=FAST_SKIP,
-        input_channels=8,
-        fit=FitConfig(iterations=3000, lr=0.01, reg_noise_std=FAST_INPUT_NOISE, ema_weight=0.99, ema_debias=True,
-                      backtrack_db=5.0),
-        stop_factor=1.02,
-        refine="wiener",
-        collaborative_passes=FAST_DENOISE_PASSES,
-        mixture_share=FAST_MIXTURE_SHARE,
-        pixel_steps=FAST_PIXEL_STEPS,
+    _FAST,
+    replace(
+        _FAST,
+        name="fast-camera",
+        summary="The default for a camera's JPEG noise (detected, or --noise camera): 'fast' run a fixed "
+        f"{CAMERA_STEPS} steps (within its time budget), then the same Wiener stage at the camera level, half "
+        "the Wiener mixture kept.",
+        reproduces="no paper experiment; chosen on PolyU tuning pairs (see CAMERA_STEPS)",
+        fit=replace(_FAST.fit, iterations=CAMERA_STEPS),
+        mixture_share=CAMERA_MIXTURE_SHARE,
     ),
     Preset(
         name="denoise-sure",

@@ -18,7 +18,7 @@ import numpy as np
 from deepprior import jobs
 from deepprior.imageio import Image
 from deepprior.jobs import InputError, Job, TaskOptions
-from deepprior.noise import GaussianNoise, ImpulseNoise, PoissonNoise
+from deepprior.noise import CameraNoise, GaussianNoise, ImpulseNoise, PoissonNoise
 
 __all__ = [
     "TASKS",
@@ -187,16 +187,19 @@ def _finish(task: Task, images: Mapping[str, Image], options: TaskOptions) -> Jo
                              f"{MIN_INPUT_SIDE}x{MIN_INPUT_SIDE}")
     job = task.build(images, options)
     if task.noise == "gaussian":
-        _attach_noise(job, options)
+        _attach_noise(job, options, images[task.inputs[0].role].jpeg_quality)
     return job
 
 
-def _attach_noise(job: Job, options: TaskOptions) -> None:
+def _attach_noise(job: Job, options: TaskOptions, jpeg_quality: int | None) -> None:
     """Give a noisy measurement its noise model: the one named, or for ``auto`` salt-and-pepper noise where the
-    image shows it (:func:`deepprior.impulse.looks_like_salt_and_pepper`) and Gaussian noise otherwise. The
-    values salt-and-pepper noise replaced are then restored as missing pixels: the measurement becomes an
-    inpainting one, with a mask per channel."""
+    image shows it (:func:`deepprior.impulse.looks_like_salt_and_pepper`), a camera's noise where the image is a
+    JPEG (``jpeg_quality``, from its quantisation tables) whose white-noise estimate is below
+    :data:`~deepprior.noise.CAMERA_WHITE_BELOW` (:class:`~deepprior.noise.CameraNoise`), and Gaussian noise of
+    the estimated level otherwise. The values salt-and-pepper noise replaced are then restored as missing pixels:
+    the measurement becomes an inpainting one, with a mask per channel."""
     from deepprior.impulse import looks_like_salt_and_pepper, salt_and_pepper_known
+    from deepprior.noise import CAMERA_LEVEL, CAMERA_WHITE_BELOW
     from deepprior.operators import Mask
 
     m = job.measurement
@@ -218,8 +221,17 @@ def _attach_noise(job: Job, options: TaskOptions) -> None:
         job.measurement = replace(m, operator=Mask(known), noise=ImpulseNoise(1 - float(known.mean()), source))
         job.details.update({"known_fraction": round(float(known.mean()), 6), "largest_gap": jobs.largest_gap(known)})
         return
-    noise = GaussianNoise(options.sigma) if options.sigma is not None else GaussianNoise.estimate(m.data)
-    job.measurement = replace(m, noise=noise)
+    if options.sigma is not None and choice != "camera":
+        job.measurement = replace(m, noise=GaussianNoise(options.sigma))
+        return
+    white = GaussianNoise.estimate(m.data)
+    camera_jpeg = m.direct and jpeg_quality is not None and white.sigma < CAMERA_WHITE_BELOW
+    if choice == "camera" or (choice == "auto" and camera_jpeg):
+        level = options.sigma if options.sigma is not None else CAMERA_LEVEL
+        noise = CameraNoise(level, white.sigma, jpeg_quality, "given" if choice == "camera" else "detected")
+        job.measurement = replace(m, noise=noise)
+        return
+    job.measurement = replace(m, noise=white)
 
 
 def _read(path: str | None, role: str) -> Image:
@@ -265,6 +277,8 @@ def _denoise_preset(job: Job) -> str:
 
     if isinstance(job.measurement.noise, ImpulseNoise):  # the replaced values are missing pixels
         return _inpaint_preset(job)
+    if isinstance(job.measurement.noise, CameraNoise):
+        return "fast-camera"
     sigma = job.measurement.sigma
     return default_denoise_preset((sigma or 0.0) * 255)
 

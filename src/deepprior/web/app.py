@@ -193,8 +193,8 @@ def build_app(max_pixels: int = 1_000_000, concurrency: int = 1, refresh: float 
                 sigma = gr.Number(label="Noise level (0-255; 0 = estimate it)", value=0, minimum=0, maximum=255,
                                   visible="sigma" in first)
                 noise = gr.Dropdown(list(NOISE_CHOICES), value="auto", label="Noise",
-                                    info="auto tells salt-and-pepper specks from Gaussian noise by itself; Poisson "
-                                    "noise (photon counts) needs its peak count",
+                                    info="auto tells salt-and-pepper specks, a camera's JPEG noise and Gaussian noise "
+                                    "apart by itself; Poisson noise (photon counts) needs its peak count",
                                     visible="noise" in first, elem_id="noise")
                 peak = gr.Number(label="Peak count (Poisson noise: the photon count of white)", value=30, minimum=0,
                                  visible="peak" in first, elem_id="peak")
