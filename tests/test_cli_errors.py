@@ -189,6 +189,8 @@ CASES = [
                                    "out.png", *EXTRAS], ["camera", "deblur"]),
     ("degrade-correlation-without-noise", ["degrade", "in.png", "-o", "d.png", "--drop", "0.5", "--correlation", "2"],
      ["--correlation", "--noise"]),
+    ("degrade-jpeg-to-png", ["degrade", "in.png", "-o", "d.png", "--noise", "5", "--jpeg", "75"], ["--jpeg", ".jpg"]),
+    ("degrade-jpeg-quality-0", ["degrade", "in.png", "-o", "d.jpg", "--noise", "5", "--jpeg", "0"], ["--jpeg 0"]),
     ("degrade-poisson-peak-0", ["degrade", "in.png", "-o", "d.png", "--poisson", "0"], ["--poisson", "0"]),
     ("degrade-impulse-fraction-1", ["degrade", "in.png", "-o", "d.png", "--impulse", "1"], ["--impulse", "1"]),
     ("degrade-impulse-kind-alone", ["degrade", "in.png", "-o", "d.png", "--noise", "5", "--impulse-kind", "random"],

@@ -156,18 +156,21 @@ def test_salt_and_pepper_on_a_textured_photo_is_still_detected() -> None:
         assert looks_like_salt_and_pepper(add_noise(photo, sigma / 255, seed=0)) is None
 
 
-def _camera_like_jpeg(path: Path, quality: int = 75) -> np.ndarray:
-    """A photo crop with correlated noise (sigma 5 of 255, spread over about a pixel), saved as a JPEG: the
-    quantisation removes most of it inside flat blocks, as a camera's JPEG does. Returns the noisy pixels."""
-    from PIL import Image as PILImage
+def _camera_like_jpeg(folder: Path, quality: int = 75) -> np.ndarray:
+    """``folder/shot.jpg``: a photo crop with correlated noise (sigma 5 of 255, spread over about a pixel) saved by
+    ``deepprior degrade --jpeg`` as a camera saves, whose quantisation removes most of the noise inside flat
+    blocks. Returns the noisy pixels before the JPEG."""
     from skimage import data
 
+    from deepprior.cli import main
     from deepprior.degrade import add_noise
+    from deepprior.imageio import write_image
 
     clean = data.astronaut()[100:196, 180:276].astype(np.float32) / 255
-    noisy = add_noise(clean, 5 / 255, seed=0, correlation=1.0)
-    PILImage.fromarray(np.round(noisy * 255).astype(np.uint8)).save(path, quality=quality)
-    return noisy
+    write_image(folder / "clean.png", clean)
+    assert main(["degrade", str(folder / "clean.png"), "-o", str(folder / "shot.jpg"), "--noise", "5",
+                 "--correlation", "1", "--jpeg", str(quality), "--seed", "0", "-q"]) == 0
+    return add_noise(clean, 5 / 255, seed=0, correlation=1.0)
 
 
 def test_camera_jpeg_noise_is_detected_and_fitted_for_a_fixed_length(tmp_path: Path, capsys) -> None:
@@ -175,7 +178,7 @@ def test_camera_jpeg_noise_is_detected_and_fitted_for_a_fixed_length(tmp_path: P
     from deepprior.imageio import write_image
     from deepprior.noise import CAMERA_LEVEL
 
-    noisy = _camera_like_jpeg(tmp_path / "shot.jpg")
+    noisy = _camera_like_jpeg(tmp_path)
     assert main(["denoise", str(tmp_path / "shot.jpg"), "-o", str(tmp_path / "o.png"), "--iterations", "20",
                  "--record", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out

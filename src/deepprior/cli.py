@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--correlation", type=_non_negative_float, default=0.0, metavar="PX",
                    help="with --noise: correlate the noise over PX pixels (a Gaussian blur of white noise), as in "
                    "camera photos")
+    p.add_argument("--jpeg", type=int, metavar="QUALITY",
+                   help="save the result as a JPEG of this quality (1-100) with half-resolution colour, as a camera "
+                   "does (the output must be .jpg)")
     p.add_argument("--impulse-kind", choices=IMPULSE_KINDS, default="salt-pepper",
                    help="with --impulse: black or white values (salt-pepper, the default) or uniform random ones")
     p.add_argument("--mask-out", metavar="M", help="with --drop: also write the mask (white = kept)")
@@ -431,6 +434,9 @@ def _degrade(args: argparse.Namespace) -> int:
         raise InputError("--correlation only goes with --noise")
     if args.impulse_kind != "salt-pepper" and args.impulse is None:
         raise InputError("--impulse-kind only goes with --impulse")
+    if args.jpeg is not None and (not 1 <= args.jpeg <= 100
+                                  or not args.output.lower().endswith((".jpg", ".jpeg"))):
+        raise InputError(f"--jpeg {args.jpeg}: a JPEG quality from 1 to 100, with a .jpg output")
     for out in [args.output] + ([args.mask_out] if args.mask_out else []):
         check_output_path(out, args.input)
     if args.mask_out and os.path.abspath(args.mask_out) == os.path.abspath(args.output):
@@ -443,7 +449,7 @@ def _degrade(args: argparse.Namespace) -> int:
                          correlation=args.correlation, poisson=args.poisson, impulse=args.impulse,
                          impulse_kind=args.impulse_kind, downscale_by=args.downscale, drop=args.drop,
                          blur_sigma=args.blur, seed=args.seed)
-    write_image(args.output, made.pixels, bit_depth=img.bit_depth, alpha=made.alpha)
+    write_image(args.output, made.pixels, bit_depth=img.bit_depth, alpha=made.alpha, jpeg_quality=args.jpeg)
     if made.mask is not None and args.mask_out:
         write_image(args.mask_out, made.mask[..., None])
     if not args.quiet:

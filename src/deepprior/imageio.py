@@ -416,6 +416,7 @@ def write_image(
     *,
     bit_depth: int = 8,
     alpha: np.ndarray | None = None,
+    jpeg_quality: int | None = None,
 ) -> None:
     """Write float pixels in [0, 1] to an image file, atomically.
 
@@ -434,6 +435,9 @@ def write_image(
         dropped for JPEG (no alpha) and BMP (alpha not read back reliably).
         JPEG is written at quality 95 without chroma subsampling; WebP is
         written lossless.
+    jpeg_quality
+        A JPEG's quality (1 to 100), with the colour at half resolution
+        (4:2:0), as cameras save; only for a .jpg/.jpeg path.
 
     Raises
     ------
@@ -443,6 +447,8 @@ def write_image(
     """
     path = os.fspath(path)
     ext = _check_extension(path)
+    if jpeg_quality is not None and (_PILLOW_FORMATS.get(ext) != "JPEG" or not 1 <= jpeg_quality <= 100):
+        raise ImageError(f"a JPEG quality (1 to 100) goes with a .jpg output, got {jpeg_quality} for '{path}'")
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, not {bit_depth}")
     pixels = np.asarray(pixels, dtype=np.float64)
@@ -464,7 +470,7 @@ def write_image(
         elif depth == 16:
             _write_png16(temp, samples)
         else:
-            _write_pillow(temp, samples, _PILLOW_FORMATS[ext])
+            _write_pillow(temp, samples, _PILLOW_FORMATS[ext], jpeg_quality)
 
 
 def _write_png16(path: str, samples: np.ndarray) -> None:
@@ -490,10 +496,12 @@ def _write_tiff(path: str, samples: np.ndarray) -> None:
     )
 
 
-def _write_pillow(path: str, samples: np.ndarray, fmt: str) -> None:
+def _write_pillow(path: str, samples: np.ndarray, fmt: str, jpeg_quality: int | None = None) -> None:
     im = PILImage.fromarray(samples[:, :, 0] if samples.shape[2] == 1 else samples)
     options: dict[str, object] = {}
-    if fmt == "JPEG":
+    if fmt == "JPEG" and jpeg_quality is not None:
+        options = {"quality": jpeg_quality, "subsampling": 2}  # 4:2:0, as a camera saves
+    elif fmt == "JPEG":
         options = {"quality": 95, "subsampling": 0}  # full-resolution colour
     elif fmt == "WEBP":
         options = {"lossless": True, "exact": True}  # keep colour under transparent pixels
