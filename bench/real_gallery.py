@@ -73,7 +73,7 @@ def markdown(rows: list[dict[str, Any]], out: Path, docs: Path) -> list[str]:
     """The table for a page in ``docs``, each photo linked to its figure."""
     lines = ["| photo | crop | noise model chosen | recipe | steps | time (s) |", "|---|---|---|---|---|---|"]
     for row in rows:
-        link = Path(os.path.relpath(out / f"{row['image']}.png", docs)).as_posix()
+        link = Path(os.path.relpath((out / f"{row['image']}.png").resolve(), docs.resolve())).as_posix()
         lines.append(f"| [{row['file']}]({link}) | {row['size'][1]}x{row['size'][0]} | {row['noise_line']} | "
                      f"`{row['preset']}` | {row['steps']} | {row['seconds']:.0f} |")
     return lines
@@ -90,7 +90,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = harness.Results(args.out / "gallery.json")
     if args.markdown:
-        print("\n".join(markdown(results.rows, args.out, Path("docs"))))
+        print("\n".join(markdown(results.rows, args.out, Path(__file__).parents[1] / "docs")))
         return 0
     photos = sorted(p for p in (args.data / "real" / "rni15").iterdir() if p.suffix.lower() in (".png", ".jpg"))
     if args.only:
