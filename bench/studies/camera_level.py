@@ -22,17 +22,14 @@ level removes stays below the threshold, against the fixed level and the per-pai
 """
 from __future__ import annotations
 
-import argparse
-import tempfile
+import itertools
 from pathlib import Path
 
 import _bench  # noqa: F401  (bench/ on the path)
-import harness
 import numpy as np
 import torch
 import torch.nn.functional as F
-from camera_stage import fitted
-from real_noise_recipe import tuning_pairs
+from camera_stage import fitted, run
 
 from deepprior.blockmatch import collaborative_refine
 from deepprior.presets import CAMERA_MIXTURE_SHARE, FAST_DENOISE_PASSES
@@ -82,14 +79,17 @@ def summary(rows: list[dict], fixed: int = 16) -> int:
         best = max(levels, key=lambda k: levels[k]["psnr"])
         cells = " ".join(f"{k}:{v['psnr']:.2f}/{v.get('removed_detail', float('nan')):+.2f}" for k, v in levels.items())
         print(f"  {r['image'][:30]:30s} best {best:>2s} | {cells}")
-    psnr = lambda r, k: r["levels"][k]["psnr"]  # noqa: E731
+
+    def psnr(row: dict, level: str) -> float:
+        return row["levels"][level]["psnr"]
+
     print(f"fixed {fixed}: {np.mean([psnr(r, str(fixed)) for r in rows]):.3f}; per-pair best (oracle): "
           f"{np.mean([max(v['psnr'] for v in r['levels'].values()) for r in rows]):.3f}")
     for threshold in THRESHOLDS:
         chosen = []
         for r in rows:  # walk up the levels while what the next one removes is unlike the output's detail
             level = str(LEVELS[0])
-            for low, high in zip(LEVELS, LEVELS[1:]):
+            for low, high in itertools.pairwise(LEVELS):
                 if r["levels"][str(low)]["removed_detail"] >= threshold:
                     break
                 level = str(high)
@@ -100,21 +100,7 @@ def summary(rows: list[dict], fixed: int = 16) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, type=Path)
-    parser.add_argument("--step", type=int, default=8)
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "deepprior-camera-fits")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "results" / "camera_level.json")
-    parser.add_argument("--summary", action="store_true")
-    args = parser.parse_args()
-    results = harness.Results(args.out)
-    if args.summary:
-        return summary(results.rows)
-    for name in tuning_pairs(args.data, args.step):
-        if not results.done(name):
-            results.add(measure(args.data, name, args.cache))
-            print(name, flush=True)
-    return 0
+    return run(__doc__, "camera_level.json", measure, summary, lambda row: row["image"])
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import argparse
 import itertools
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import _bench  # noqa: F401  (bench/ on the path)
@@ -114,25 +115,35 @@ def summary(rows: list[dict], top: int = 15) -> int:
     return 0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run(description: str, results_name: str, measure_pair: Callable[[Path, str, Path], dict],
+        summarise: Callable[[list[dict]], int], report: Callable[[dict], str]) -> int:
+    """The command line of a study over the tuning pairs' cached fits (this one and ``camera_level.py``): measure
+    each pair not yet in ``bench/results/RESULTS_NAME`` with ``measure_pair(data, name, cache)``, printing
+    ``report(row)``, or with ``--summary`` print ``summarise(rows)``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--step", type=int, default=8)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "deepprior-camera-fits")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "results" / "camera_stage.json")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "results" / results_name)
     parser.add_argument("--summary", action="store_true")
     args = parser.parse_args()
     results = harness.Results(args.out)
     if args.summary:
-        return summary(results.rows)
+        return summarise(results.rows)
     for name in tuning_pairs(args.data, args.step):
-        if results.done(name):
-            continue
-        row = measure(args.data, name, args.cache)
-        results.add(row)
-        best = max(row["psnr"], key=row["psnr"].get)
-        print(f"{name}: noisy {row['noisy']}, best {best} {row['psnr'][best]}", flush=True)
+        if not results.done(name):
+            row = measure_pair(args.data, name, args.cache)
+            results.add(row)
+            print(report(row), flush=True)
     return 0
+
+
+def main() -> int:
+    def report(row: dict) -> str:
+        best = max(row["psnr"], key=row["psnr"].get)
+        return f"{row['image']}: noisy {row['noisy']}, best {best} {row['psnr'][best]}"
+
+    return run(__doc__, "camera_stage.json", measure, summary, report)
 
 
 if __name__ == "__main__":
