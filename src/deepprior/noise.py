@@ -37,12 +37,13 @@ __all__ = ["CAMERA_LEVEL", "CAMERA_WHITE_BELOW", "NOISE_CHOICES", "CameraNoise",
 #: mostly quantised away inside flat blocks: :class:`CameraNoise`).
 NOISE_CHOICES = ("auto", "gaussian", "camera", "poisson", "poisson-gaussian", "impulse")
 
-#: The white-noise level (0-255 scale) below which ``auto`` takes a JPEG's noise for a camera's
-#: (:class:`CameraNoise`). On the PolyU tuning pairs (256x256 centre crops of the pairs ``bench/real_noise.py``
-#: does not report, every 3rd: 25 crops) :func:`estimate_sigma` reads 0 to 0.63 on the noisy shots, where the
-#: residual from the mean image has a standard deviation of 3 to 9; on CBSD68 tuning photos with Gaussian noise
-#: of sigma 3 to 10 saved as JPEG at quality 90 or 95 it reads 0.2 to 9, most above 1: noise a JPEG kept white is
-#: still measured as such.
+#: The white-noise level (on the [0, 1] scale) below which ``auto`` takes a JPEG's noise for a camera's
+#: (:class:`CameraNoise`). Measured by ``bench/studies/camera_detection.py --data ../shared/data``: on 25 PolyU
+#: tuning crops (256x256, every 3rd pair ``bench/real_noise.py`` does not report) :func:`estimate_sigma` reads 0 to
+#: 0.63 of 255 on the noisy shots, where the residual from the mean image has a standard deviation of 3 to 9. On
+#: 256x256 crops of six CBSD68 tuning photos with Gaussian noise saved as JPEG (4:2:0), sigma 5 and 10 read above 1
+#: at quality 90 and 95 in 23 of 24 cases, so noise a JPEG kept white is still measured as such; at quality 75,
+#: and sigma 3 at quality 90, the JPEG quantises the noise away as a camera's does, and it reads below 1.
 CAMERA_WHITE_BELOW = 1.0 / 255
 
 #: The white-equivalent level (on the [0, 1] scale) at which the denoising stage filters camera noise, which no
