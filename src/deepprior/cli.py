@@ -164,8 +164,8 @@ _OPTION_ARGS: dict[str, dict[str, Any]] = {
     "noise": {"choices": NOISE_CHOICES, "default": "auto",
               "help": "what the noise is: auto (the default) tells salt-and-pepper noise, a camera's JPEG noise and "
               "Gaussian noise apart by itself; gaussian; camera (a camera's correlated noise, mostly quantised away "
-              "by its JPEG; --sigma sets the level it is filtered at); poisson (photon counts, with --peak); poisson-gaussian (with --peak and --sigma, "
-              "the Gaussian part); impulse (salt-and-pepper: black and white values, restored as missing pixels)"},
+              "by its JPEG; --sigma sets the level it is filtered at); poisson (photon counts, with --peak); "
+              "poisson-gaussian (with --peak and --sigma, the Gaussian part); impulse (salt-and-pepper: black and white values, restored as missing pixels)"},
     "peak": {"type": _positive_float, "help": "with --noise poisson or poisson-gaussian: the photon count of a white "
              "pixel (lower is noisier)"},
     "scale": {"type": _scale, "help": "upscaling factor (2 or more)"},

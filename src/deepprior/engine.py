@@ -174,9 +174,7 @@ def choose_rule(stop: str | StoppingRule | None, preset: Preset, measurement: Me
         return stop
     if stop is None:
         stop = "fixed" if iterations_given else "auto"
-    if stop == "fixed":
-        return make_rule("fixed", iterations=preset.fit.iterations)
-    if stop == "auto" and measurement.noise.fixed_length:
+    if stop == "fixed" or (stop == "auto" and measurement.noise.fixed_length):
         return make_rule("fixed", iterations=preset.fit.iterations)
     if stop == "auto":
         return make_rule("auto", sigma=measurement.sigma, clipped=measurement.direct, factor=preset.stop_factor,

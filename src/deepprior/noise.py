@@ -27,8 +27,8 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import uniform_filter
 
-__all__ = ["CAMERA_LEVEL", "CAMERA_WHITE_BELOW", "NOISE_CHOICES", "CameraNoise", "GaussianNoise", "ImpulseNoise", "NoiseModel", "Noiseless", "PoissonNoise",
-           "clipped_noise_variance", "estimate_sigma"]
+__all__ = ["CAMERA_LEVEL", "CAMERA_WHITE_BELOW", "NOISE_CHOICES", "CameraNoise", "GaussianNoise", "ImpulseNoise",
+           "NoiseModel", "Noiseless", "PoissonNoise", "clipped_noise_variance", "estimate_sigma"]
 
 #: What a user can say of the noise of a noisy photo: ``auto`` (the default) decides from the image,
 #: ``gaussian`` is additive white Gaussian noise of a given or estimated level, ``poisson`` photon-count noise of
